@@ -1,0 +1,1 @@
+"""adaaug: AdversarialAugment (Calian et al., ICLR 2022) for PyTorch."""

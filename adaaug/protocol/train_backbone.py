@@ -1,0 +1,161 @@
+"""Train a corruption network on an image set (AdA paper, App. E.6), then export it.
+
+Objectives per backbone:
+
+- ``unet``: image completion. 2–35% of each image's pixels are zeroed (the
+  fraction drawn per image); loss = mean |Δ| + 0.5·0.1 · mean Δ².
+- ``vqvae``: the standard VQ-VAE loss (reconstruction MSE + 0.25 · commitment),
+  codebook by EMA.
+- ``edsr``: ×2 super-resolution of the ×2-downsampled image, L1 loss.
+- ``cae``: reconstruction, MSE loss, stochastic binarisation of the latent.
+
+Adam with a cosine-decayed learning rate, random horizontal flips, a checkpoint
+written atomically after every epoch, ``--resume`` to continue.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..backbones import build_backbone
+from .checkpoint import load_checkpoint, save_atomic
+from .data import ImageSet, iterate_batches, load_images, to_float
+
+UNET_MASK_RANGE = (0.02, 0.35)  # fraction of pixels zeroed per image (App. E.6)
+UNET_MSE_WEIGHT = 0.5 * 0.1      # App. E.6
+
+
+def mask_pixels(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Zero a random 2–35% of the pixels (all channels) of each image in ``x`` (N×C×H×W)."""
+    n, _, h, w = x.shape
+    lo, hi = UNET_MASK_RANGE
+    frac = torch.rand(n, 1, 1, 1, generator=generator) * (hi - lo) + lo
+    keep = torch.rand(n, 1, h, w, generator=generator) >= frac
+    return x * keep.to(x.dtype)
+
+
+def backbone_loss(name: str, model: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Training loss of backbone ``name`` on clean images ``x`` in [0, 1]."""
+    if name == "unet":
+        d = model(mask_pixels(x, generator)) - x
+        return d.abs().mean() + UNET_MSE_WEIGHT * d.pow(2).mean()
+    if name == "vqvae":
+        return model.loss(x)[0]
+    if name == "edsr":
+        return F.l1_loss(model(x), x)
+    if name == "cae":
+        return F.mse_loss(model(x), x)
+    raise ValueError(f"no training objective for backbone {name!r}; known: unet, vqvae, edsr, cae")
+
+
+@torch.no_grad()
+def reconstruction_quality(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> dict:
+    """Mean per-image PSNR (dB) and SSIM of ``model(x)`` against ``x`` (uint8 N×3×H×W), eval mode."""
+    import piq
+
+    was_training = model.training
+    model.eval()
+    psnr, ssim = [], []
+    for idx in iterate_batches(len(images), batch_size, shuffle=False):
+        x = to_float(images[idx])
+        y = model(x).clamp(0, 1)
+        psnr.append(piq.psnr(y, x, data_range=1.0, reduction="none"))
+        ssim.append(piq.ssim(y, x, data_range=1.0, reduction="none", downsample=False))
+    model.train(was_training)
+    return {"psnr_db": torch.cat(psnr).mean().item(), "ssim": torch.cat(ssim).mean().item()}
+
+
+@torch.no_grad()
+def bicubic_baseline(images: torch.Tensor, downsample) -> dict:
+    """PSNR/SSIM of bicubic ×2 upsampling of the same ×2-downsampled images (EDSR's baseline)."""
+    class Bicubic(nn.Module):
+        def forward(self, x):
+            return F.interpolate(downsample(x), size=x.shape[-2:], mode="bicubic", align_corners=False)
+    return reconstruction_quality(Bicubic(), images)
+
+
+def train_backbone(name: str, data: str, out: str | Path, *, dev: str | None = None, epochs: int = 10,
+                   batch_size: int = 128, lr: float = 1e-3, subset: int | None = None, seed: int = 0,
+                   resume: bool = False, threads: int | None = None, progress: bool = True) -> dict:
+    """Train backbone ``name`` on ``data``; checkpoints and a metrics JSONL go to ``out``.
+
+    Returns the final dev metrics (if ``dev`` is given) and the wall time.
+    """
+    from tqdm import tqdm
+
+    if threads:
+        torch.set_num_threads(threads)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    train = load_images(data).subset(subset, seed)
+    dev_set: ImageSet | None = load_images(dev, train=False) if dev else None
+    torch.manual_seed(seed)
+    model = build_backbone(name).train()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    steps_per_epoch = math.ceil(len(train) / batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch,
+                                                pct_start=0.05, anneal_strategy="cos")
+    gen = torch.Generator().manual_seed(seed)
+    start_epoch, wall = 0, 0.0
+    ckpt_path = out / "checkpoint.pt"
+    if resume and ckpt_path.exists():
+        ck = load_checkpoint(ckpt_path)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        gen.set_state(ck["gen"])
+        start_epoch, wall = ck["epoch"], ck["wall"]
+    log = open(out / "metrics.jsonl", "a")
+    for epoch in range(start_epoch, epochs):
+        t0 = time.time()
+        total, count = 0.0, 0
+        bar = tqdm(list(iterate_batches(len(train), batch_size, True, gen, drop_last=True)),
+                   desc=f"{name} epoch {epoch + 1}/{epochs}", disable=not progress, mininterval=10)
+        for idx in bar:
+            x = to_float(train.images[idx])
+            flip = torch.rand(len(idx), generator=gen) < 0.5
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+            loss = backbone_loss(name, model, x, gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total, count = total + loss.item() * len(idx), count + len(idx)
+            bar.set_postfix(loss=f"{total / count:.4f}")
+        wall += time.time() - t0
+        record = {"epoch": epoch + 1, "train_loss": total / max(count, 1), "wall_s": round(wall, 1)}
+        if dev_set is not None:
+            record.update(reconstruction_quality(model, dev_set.images))
+        log.write(json.dumps(record) + "\n")
+        log.flush()
+        print(json.dumps(record), flush=True)
+        save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                     "gen": gen.get_state(), "epoch": epoch + 1, "wall": wall}, ckpt_path)
+    model.eval()
+    result = {"name": name, "epochs": epochs, "train_images": len(train), "wall_s": round(wall, 1)}
+    if dev_set is not None:
+        result["dev"] = reconstruction_quality(model, dev_set.images)
+        if name == "edsr":
+            result["dev_bicubic"] = bicubic_baseline(dev_set.images, model.downsample)
+    torch.save(model.state_dict(), out / "final_state.pt")
+    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def export_trained(name: str, run_dir: str | Path, weights_dir: str | Path, tag: str, result: dict,
+                   command: str) -> Path:
+    """Export the final state of a run to ``weights_dir`` with a card (config, data, command, metrics)."""
+    from ..weights import export_weights
+
+    model = build_backbone(name)
+    model.load_state_dict(torch.load(Path(run_dir) / "final_state.pt", weights_only=True))
+    card = {"architecture": type(model).__name__, "config": getattr(model, "config", {}),
+            "training_data": "CIFAR-10 training split, JPEG re-encoded (../shared/data); not bit-identical "
+                             "to CIFAR-10", "command": command, **{k: v for k, v in result.items() if k != "name"}}
+    return export_weights(model, name, tag, weights_dir, card)
