@@ -18,6 +18,9 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("adaaug.protocol.evaluate", "evaluate a classifier: clean, -C mCE, attacks, parameter noise"),
     "make-c": ("adaaug.protocol.make_c", "write a CIFAR-10-C-format corruption set from an image set"),
     "bench": ("adaaug.protocol.bench", "time an AdA step against its floor; memory against chunk_size"),
+    "deepaugment-data": ("adaaug.protocol.deepaugment_data",
+                         "write a DeepAugment-processed copy of an ImageFolder dataset"),
+    "mini-protocol": ("adaaug.protocol.mini", "CPU mini-protocol: nominal vs AdA vs AugMix, clean + -C table"),
 }
 
 

@@ -1,0 +1,313 @@
+"""AdversarialAugment: Algorithm 1 of Calian et al. (ICLR 2022), batched per example.
+
+For a batch of images x with labels y, every example n gets its own perturbation
+δ⁽ⁿ⁾ of the corruption network's weights φ, found by projected sign-gradient
+ascent on the classifier's loss, and the output is x' = c_{φ+δ⁽ⁿ⁾}(x), pulled
+back by the SSIM line search (App. F) when it is too far from x.
+
+Per-example weights are batched with ``torch.func.functional_call`` + ``vmap``
+over nano-batches of ``chunk_size`` examples (App. B.1): the backbone runs under
+``vmap`` (one weight set per example), the classifier runs once per nano-batch on
+the stacked outputs, and one ``torch.autograd.grad`` returns all per-example
+gradients (δ⁽ⁿ⁾ reaches only example n). Memory grows with ``chunk_size``, not
+with the batch.
+
+The classifier is left exactly as found: its parameters, buffers, ``.grad`` and
+the train/eval flag of every submodule. The inner maximisation runs it in eval
+mode, because (1) in train mode BatchNorm normalises with batch statistics, which
+couples the examples of a nano-batch, so the gradient for δ⁽ⁿ⁾ would no longer be
+example n's own, and the result would depend on ``chunk_size``; (2) train mode
+would update BatchNorm's running statistics M times per step on corrupted
+intermediates. Gradients are taken with respect to δ only; ``.grad`` of the
+classifier's parameters is never written.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, vmap
+
+from . import paper
+from .line_search import ssim, ssim_line_search
+from .perturb import Blocks, block_radii, default_step_size, project, random_init, relative_norms, sign_step
+from .validation import check_images, check_label_range, check_labels, check_positive
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class AdAInfo:
+    """Per-example diagnostics of one call (``return_info=True``); every tensor has N rows.
+
+    Attributes:
+        loss: classifier loss on the returned images.
+        ssim: SSIM(x, x') of the returned images.
+        gamma: line-search γ (1 where the threshold was already met or the search is off).
+        backbone: name of the backbone that corrupted each example.
+        relative_norms: per backbone, ``N × blocks`` ‖δ_i‖₂/‖φ_i‖₂ (NaN rows for examples
+            another backbone served); column order in ``block_names``.
+        block_names: per backbone, the parameter block names.
+    """
+
+    loss: torch.Tensor
+    ssim: torch.Tensor
+    gamma: torch.Tensor
+    backbone: list[str]
+    relative_norms: dict[str, torch.Tensor] = field(default_factory=dict)
+    block_names: dict[str, list[str]] = field(default_factory=dict)
+
+
+class _Corruptor:
+    """One backbone with its frozen weights, per-block radii and step size, cached per device."""
+
+    def __init__(self, name: str, module: nn.Module, nu: float, step_size: float | None, step_scale: float,
+                 in_channels: int | None, multiple_of: int) -> None:
+        self.name, self.module = name, module
+        self.in_channels, self.multiple_of = in_channels, multiple_of
+        params = {k: p.detach() for k, p in module.named_parameters()}
+        if not params:
+            raise ValueError(f"backbone {name!r} has no parameters to perturb")
+        self.block_names = list(params)
+        self.nu = nu
+        radii = block_radii(params, nu)
+        self.step_size = (step_size if step_size is not None else default_step_size(radii)) * step_scale
+        self._cache: dict[tuple, tuple[Blocks, Blocks, Blocks]] = {}
+
+    def state(self, device: torch.device, dtype: torch.dtype) -> tuple[Blocks, Blocks, Blocks]:
+        """(params, buffers, radii) on ``device``; floating tensors in ``dtype``."""
+        key = (device, dtype)
+        if key not in self._cache:
+            def move(t: torch.Tensor) -> torch.Tensor:
+                return t.detach().to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
+            params = {k: move(p) for k, p in self.module.named_parameters()}
+            buffers = {k: move(b) for k, b in self.module.named_buffers()}
+            self._cache[key] = (params, buffers, block_radii(params, self.nu))
+        return self._cache[key]
+
+    def corrupt(self, x: torch.Tensor, delta: Blocks, params: Blocks, buffers: Blocks) -> torch.Tensor:
+        """c_{φ+δ⁽ⁿ⁾}(x⁽ⁿ⁾) for every example n, clamped to [0, 1]; ``x``: n×C×H×W."""
+        def one(d: Blocks, xi: torch.Tensor) -> torch.Tensor:
+            weights = {k: params[k] + d[k] for k in params}
+            return functional_call(self.module, {**weights, **buffers}, (xi.unsqueeze(0),)).squeeze(0)
+        return vmap(one)(delta, x).clamp(0, 1)
+
+
+def _mode_snapshot(module: nn.Module) -> list[bool]:
+    return [m.training for m in module.modules()]
+
+
+def _restore_mode(module: nn.Module, snapshot: list[bool]) -> None:
+    for m, flag in zip(module.modules(), snapshot):
+        m.training = flag
+
+
+class AdversarialAugment:
+    """AdversarialAugment (AdA): adversarially perturbed image-to-image networks as augmentation.
+
+    Args:
+        model: the classifier being trained; takes [0, 1] images (put normalisation
+            inside the model) and returns logits ``N × classes``. Never modified; a
+            ``DistributedDataParallel`` wrapper is unwrapped to its ``.module``.
+        backbone: a registered name (``"edsr"``, ``"cae"``, ``"vqvae"``, ``"unet"``, your
+            own), an ``nn.Module`` mapping [0, 1] images to the same shape, a list of
+            these, or ``"all"`` for the paper's four. With several, each serves an equal
+            share of every batch (App. E.4), examples assigned at random.
+        nu: relative radius ν: ‖δ_i‖₂ ≤ ν‖φ_i‖₂ per block (0.015, EDSR on CIFAR-10); a
+            float or a ``{backbone name: ν}`` dict.
+        steps: M, sign-gradient ascent steps (10 CIFAR-10, 3 ImageNet); 0 keeps the random init.
+        step_size: η; ``None`` = ¼ of the median per-block radius of each backbone (App. E.4).
+        step_scale: multiplies η (10/3 in the ImageNet protocol).
+        ssim_threshold: t, the largest SSIM distance 1 − SSIM(x, x') kept by the line
+            search (App. F: 0.3 CIFAR-10, 0.7 ImageNet); ``None`` turns the search off.
+        chunk_size: examples per nano-batch (App. B.1: 8 CIFAR-10, 1 ImageNet).
+        loss_fn: ``loss_fn(logits, labels)`` → per-example losses ``N`` (or their
+            sum/mean: the sign step is unchanged by a positive scale). Default cross-entropy.
+        weights: weights tag for backbones given by name (``"cifar10"``), or ``None``
+            for untrained networks (only useful for tests).
+        generator: default ``torch.Generator`` for the random init and backbone
+            assignment (a call's ``generator=`` overrides it); ``None`` uses torch's
+            global RNG.
+
+    Call ``ada(images, labels)`` with images ``N×C×H×W`` float in [0, 1] (or uint8,
+    returned as uint8) and integer labels ``N``; returns corrupted images of the same
+    shape, dtype and device (plus :class:`AdAInfo` with ``return_info=True``). The
+    computation runs in the backbone's float32 on the images' device.
+    """
+
+    def __init__(self, model: nn.Module, backbone: str | nn.Module | Sequence[str | nn.Module] = "edsr",
+                 nu: float | dict[str, float] = paper.NU_EDSR_CIFAR10, steps: int = paper.CIFAR10_STEPS,
+                 step_size: float | None = None, step_scale: float = 1.0,
+                 ssim_threshold: float | None = paper.CIFAR10_SSIM_THRESHOLD,
+                 chunk_size: int = paper.CIFAR10_NANO_BATCH, loss_fn: LossFn | None = None,
+                 weights: str | None = "cifar10", generator: torch.Generator | None = None) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        if isinstance(model, nn.parallel.DistributedDataParallel):
+            model = model.module
+        check_positive(steps, "steps", allow_zero=True, integer=True)
+        check_positive(chunk_size, "chunk_size", integer=True)
+        check_positive(step_scale, "step_scale")
+        if step_size is not None:
+            check_positive(step_size, "step_size")
+        if ssim_threshold is not None:
+            check_positive(ssim_threshold, "ssim_threshold")
+            if ssim_threshold > 1:
+                raise ValueError(f"ssim_threshold is an SSIM distance in (0, 1], got {ssim_threshold}")
+        if loss_fn is not None and not callable(loss_fn):
+            raise TypeError("loss_fn must be callable as loss_fn(logits, labels)")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        self.model = model
+        self.steps, self.chunk_size, self.ssim_threshold = int(steps), int(chunk_size), ssim_threshold
+        self.loss_fn = loss_fn
+        self.generator = generator
+        self.corruptors = [self._make_corruptor(b, nu, step_size, step_scale, weights)
+                           for b in self._backbone_list(backbone)]
+
+    # ---- presets -------------------------------------------------------------------------
+    @classmethod
+    def cifar10(cls, model: nn.Module, **overrides) -> "AdversarialAugment":
+        """The CIFAR-10 protocol (App. E.4): EDSR, ν 0.015, 10 steps, t 0.3, nano-batch 8."""
+        kwargs = dict(backbone="edsr", nu=paper.NU_EDSR_CIFAR10, steps=paper.CIFAR10_STEPS,
+                      ssim_threshold=paper.CIFAR10_SSIM_THRESHOLD, chunk_size=paper.CIFAR10_NANO_BATCH)
+        return cls(model, **{**kwargs, **overrides})
+
+    @classmethod
+    def imagenet(cls, model: nn.Module, **overrides) -> "AdversarialAugment":
+        """The ImageNet protocol (App. E.4): 3 steps, η × 10/3, t 0.7, nano-batch 1."""
+        kwargs = dict(backbone="edsr", nu=paper.NU_EDSR_CIFAR10, steps=paper.IMAGENET_STEPS,
+                      step_scale=paper.IMAGENET_STEP_SCALE, ssim_threshold=paper.IMAGENET_SSIM_THRESHOLD,
+                      chunk_size=paper.IMAGENET_NANO_BATCH)
+        return cls(model, **{**kwargs, **overrides})
+
+    # ---- construction helpers -------------------------------------------------------------
+    @staticmethod
+    def _backbone_list(backbone) -> list:
+        from .backbones import PAPER_BACKBONES
+
+        if isinstance(backbone, str):
+            return list(PAPER_BACKBONES) if backbone == "all" else [backbone]
+        if isinstance(backbone, nn.Module):
+            return [backbone]
+        if isinstance(backbone, (list, tuple)) and backbone:
+            return list(backbone)
+        raise TypeError(f"backbone must be a name, an nn.Module or a non-empty list of them, got {backbone!r}")
+
+    @staticmethod
+    def _make_corruptor(b, nu, step_size, step_scale, weights) -> _Corruptor:
+        from .backbones import backbone_spec
+        from .weights import load_backbone
+
+        if isinstance(b, str):
+            spec = backbone_spec(b)  # ValueError listing known names
+            name, module, channels, multiple = b, load_backbone(b, weights), spec.in_channels, spec.multiple_of
+        elif isinstance(b, nn.Module):
+            name, module = type(b).__name__, b
+            channels, multiple = getattr(b, "in_channels", None), 1
+        else:
+            raise TypeError(f"each backbone must be a registered name or an nn.Module, got {type(b).__name__}")
+        nu_b = nu.get(name) if isinstance(nu, dict) else nu
+        if nu_b is None:
+            raise ValueError(f"nu has no entry for backbone {name!r}")
+        check_positive(nu_b, "nu")
+        return _Corruptor(name, module, float(nu_b), step_size, step_scale, channels, multiple)
+
+    # ---- the transform --------------------------------------------------------------------
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.loss_fn is None:
+            return F.cross_entropy(logits, labels, reduction="none")
+        loss = self.loss_fn(logits, labels)
+        if not isinstance(loss, torch.Tensor) or loss.shape not in {(), (labels.shape[0],)}:
+            raise ValueError(f"loss_fn must return a scalar or per-example losses of shape ({labels.shape[0]},), "
+                             f"got {getattr(loss, 'shape', type(loss).__name__)}")
+        return loss
+
+    def _per_example_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        loss = self._loss(logits, labels)
+        if loss.dim() == 1:
+            return loss
+        return torch.stack([self._loss(logits[i:i + 1], labels[i:i + 1]) for i in range(len(labels))])
+
+    def _maximise(self, c: _Corruptor, x: torch.Tensor, y: torch.Tensor, delta: Blocks) -> tuple[torch.Tensor, Blocks]:
+        """Algorithm 1, steps 2–3, on one nano-batch: M projected sign steps, then x' = c_{φ+δ}(x)."""
+        params, buffers, radii = c.state(x.device, x.dtype)
+        for _ in range(self.steps):
+            leaves = {k: d.detach().requires_grad_(True) for k, d in delta.items()}
+            with torch.enable_grad():
+                logits = self.model(c.corrupt(x, leaves, params, buffers))
+                check_label_range(y, logits.shape[1])
+                grads = torch.autograd.grad(self._loss(logits, y).sum(), list(leaves.values()))
+            delta = project(sign_step(leaves, dict(zip(leaves, grads)), c.step_size), radii)
+            delta = {k: d.detach() for k, d in delta.items()}
+        with torch.no_grad():
+            return c.corrupt(x, delta, params, buffers), delta
+
+    def _validate(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        channels = {c.in_channels for c in self.corruptors if c.in_channels is not None}
+        multiple = max(c.multiple_of for c in self.corruptors)
+        check_images(images, channels=next(iter(channels)) if len(channels) == 1 else None, multiple_of=multiple,
+                     min_size=11 if self.ssim_threshold is not None else 1)
+        check_labels(labels, images.shape[0], images.device)
+        p = next(iter(self.model.parameters()), None)
+        if p is not None and p.device != images.device:
+            raise ValueError(f"images are on {images.device} but the classifier is on {p.device}")
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor, *, generator: torch.Generator | None = None,
+                 return_info: bool = False):
+        """Corrupt ``images`` (N×C×H×W, [0, 1] float or uint8) against ``labels`` (N). See the class doc."""
+        self._validate(images, labels)
+        generator = generator if generator is not None else self.generator
+        n, device = images.shape[0], images.device
+        x = images.float() / 255 if images.dtype == torch.uint8 else images.to(torch.float32)
+        out = x.clone()
+        gamma = torch.ones(n, device=device)
+        names = [""] * n
+        norms: dict[str, torch.Tensor] = {}
+        snapshots = [(m, _mode_snapshot(m)) for m in [self.model, *(c.module for c in self.corruptors)]]
+        try:
+            for m, _ in snapshots:
+                m.eval()
+            if n:
+                order = torch.randperm(n, generator=generator, device=generator.device if generator else "cpu")
+                shares = torch.tensor_split(order.to(device), len(self.corruptors))
+                for c, idx in zip(self.corruptors, shares):
+                    if not len(idx):
+                        continue
+                    params, _, radii = c.state(device, torch.float32)
+                    delta = random_init(params, radii, len(idx), generator)
+                    rel = torch.full((n, len(params)), float("nan"), device=device)
+                    for chunk in torch.split(torch.arange(len(idx), device=device), self.chunk_size):
+                        sel = idx[chunk]
+                        x_adv, d = self._maximise(c, x[sel], labels[sel], {k: v[chunk] for k, v in delta.items()})
+                        out[sel] = x_adv
+                        rel[sel] = relative_norms(d, params)
+                    for i in idx.tolist():
+                        names[i] = c.name
+                    norms[c.name] = rel
+            if self.ssim_threshold is not None and n:
+                out, gamma, s = ssim_line_search(x, out, self.ssim_threshold)
+            elif return_info and n:
+                s = ssim(x, out) if min(x.shape[-2:]) >= 11 else torch.full((n,), float("nan"), device=device)
+            else:
+                s = torch.ones(n, device=device)
+            if return_info:
+                with torch.no_grad():
+                    loss = self._per_example_loss(self.model(out), labels) if n else torch.zeros(0, device=device)
+        finally:
+            for m, snap in snapshots:
+                _restore_mode(m, snap)
+        result = out.mul(255).round_().to(torch.uint8) if images.dtype == torch.uint8 else out.to(images.dtype)
+        if not return_info:
+            return result
+        info = AdAInfo(loss=loss.detach(), ssim=s, gamma=gamma, backbone=names, relative_norms=norms,
+                       block_names={c.name: c.block_names for c in self.corruptors})
+        return result, info
+
+    def __repr__(self) -> str:
+        bbs = ", ".join(f"{c.name}(ν={c.nu:g}, η={c.step_size:.3g})" for c in self.corruptors)
+        return (f"{type(self).__name__}(backbones=[{bbs}], steps={self.steps}, "
+                f"ssim_threshold={self.ssim_threshold}, chunk_size={self.chunk_size})")
