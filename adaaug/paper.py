@@ -41,3 +41,51 @@ IMAGENET_EVAL_SIZE = 224
 BASE_LR = 0.1                    # effective LR = max(BASE_LR · batch / 256, BASE_LR)
 MOMENTUM = 0.9                   # Nesterov
 WARMUP_EPOCHS = 5
+
+# Standard augmentation before AdA (App. E.5) ------------------------------------------
+CIFAR10_PAD = 4                      # zero padding before the random crop back to 32×32
+IMAGENET_CROP_SIZE = 224             # random crop (RandomResizedCrop) ...
+IMAGENET_CROP_SCALE = (0.08, 1.0)    # ... with torchvision's RandomResizedCrop defaults,
+IMAGENET_CROP_RATIO = (3 / 4, 4 / 3)
+IMAGENET_CROP_ATTEMPTS = 10          # ... then resized to IMAGENET_TRAIN_SIZE (bilinear)
+FLIP_PROBABILITY = 0.5
+
+# AugMix details (Hendrycks et al. 2020, original CIFAR code) -------------------------
+AUGMIX_JSD_CLAMP = 1e-7              # the mixture M is clamped to [1e-7, 1] before the log
+AUGMIX_LEVEL_MIN = 0.1               # op levels are drawn from U(0.1, severity)
+AUGMIX_LEVEL_SCALE = 10.0            # a level maps to magnitude · level / 10
+AUGMIX_ROTATE_MAX = 30.0             # degrees
+AUGMIX_SHEAR_MAX = 0.3
+AUGMIX_TRANSLATE_MAX = 1 / 3         # fraction of the image size
+AUGMIX_POSTERIZE_MAX = 4             # bits removed: int(level · 4 / 10)
+AUGMIX_SOLARIZE_MAX = 256            # threshold 256 − int(level · 256 / 10), on the 0..255 scale
+AUGMIX_ENHANCE_MAX = 1.8             # enhance factor = level · 1.8 / 10 + 0.1 (all_ops only)
+AUGMIX_ENHANCE_MIN = 0.1
+
+# DeepAugment (Hendrycks et al., ICCV 2021; shared/docs/deepaugment.md) ----------------
+DEEPAUGMENT_PROBABILITY = 0.5        # chance of drawing the DeepAugment copy of a sample (App. E.5)
+DEEPAUGMENT_EDSR_NUM_OPS = 3         # weight operations per example (with repetition)
+DEEPAUGMENT_CAE_NUM_OPS = 1
+DEEPAUGMENT_EDSR_ACTIVATION_BLOCK = 5  # second activation distortion after this many residual blocks
+DEEPAUGMENT_CAE_DECODER_SHARE = 0.8  # adaaug's reading of "mostly from the decoder"
+DEEPAUGMENT_NEGATE_FILTERS = 12      # negate this many output filters
+DEEPAUGMENT_NEGATE_FRACTION = 0.2    # ... or this fraction of them
+DEEPAUGMENT_NEGATE_HALF_BLOCKS = 5   # negate half the filters (32 of 64) in this many blocks
+DEEPAUGMENT_ZERO_FILTERS = 25        # zero this many output filters
+DEEPAUGMENT_GELU_FRACTION = 0.5      # −GELU on this fraction of the filters (subset variant)
+DEEPAUGMENT_MULT_NOISE_MAX = 2.0     # W ← W · (1 + s·ε), s ~ U(0, 2), ε ~ U(−1, 1)
+DEEPAUGMENT_ADD_NOISE = 0.5          # W ← W + U(−0.5, 0.5)
+DEEPAUGMENT_ROT90_PAIRS = 5          # rot90 on this many random (block, conv) pairs
+DEEPAUGMENT_BANK_NOISE_DIVISOR = 6.0  # uniform filter bank scaled by U(0, 1) / 6
+DEEPAUGMENT_BANK_DIRICHLET = 0.1     # Dirichlet(0.1) filter bank
+DEEPAUGMENT_SWAP_PAIRS = 5           # EDSR head: swap this many channel pairs
+DEEPAUGMENT_KEEP_PROBABILITY = 0.95  # EDSR head: Bernoulli keep mask
+DEEPAUGMENT_SIGN_FLIP_PROBABILITY = 0.025  # EDSR head: −1 with this probability
+DEEPAUGMENT_MAX_SKIPPED_BLOCKS = 3   # EDSR: skip up to this many residual blocks
+DEEPAUGMENT_LATENT_ZERO = 0.2        # CAE: zero 20% of spatial positions
+DEEPAUGMENT_LATENT_NEGATE = 0.1      # CAE: negate 10% of positions
+DEEPAUGMENT_LATENT_PERMUTE = 10      # CAE: permute the first 10 channels
+DEEPAUGMENT_LATENT_FLIP = 5          # CAE: flip 5 random channels (or all)
+DEEPAUGMENT_LATENT_NEAR_IDENTITY = 0.1  # CAE: identity + U(−0.1, 0.1) filter bank
+DEEPAUGMENT_LATENT_SCALE = (3.0, 2.0)   # CAE: code × (3 + s·U(0, 2)), s a random sign
+LR_SCALE_BATCH = 256             # the batch size at which the LR equals BASE_LR (App. E.1)

@@ -135,7 +135,8 @@ class AdversarialAugment:
     Call ``ada(images, labels)`` with images ``N×C×H×W`` float in [0, 1] (or uint8,
     returned as uint8) and integer labels ``N``; returns corrupted images of the same
     shape, dtype and device (plus :class:`AdAInfo` with ``return_info=True``). The
-    computation runs in the backbone's float32 on the images' device.
+    computation runs on the images' device in float32, or in float64 when both the
+    images and the classifier are float64.
     """
 
     def __init__(self, model: nn.Module, backbone: str | nn.Module | Sequence[str | nn.Module] = "edsr",
@@ -262,7 +263,10 @@ class AdversarialAugment:
         self._validate(images, labels)
         generator = generator if generator is not None else self.generator
         n, device = images.shape[0], images.device
-        x = images.float() / 255 if images.dtype == torch.uint8 else images.to(torch.float32)
+        p = next(iter(self.model.parameters()), None)
+        model_dtype = p.dtype if p is not None else torch.float32
+        compute = torch.float64 if images.dtype == model_dtype == torch.float64 else torch.float32
+        x = images.to(compute) / 255 if images.dtype == torch.uint8 else images.to(compute)
         out = x.clone()
         gamma = torch.ones(n, device=device)
         names = [""] * n
@@ -273,18 +277,18 @@ class AdversarialAugment:
                 m.eval()
             if n:
                 order = torch.randperm(n, generator=generator, device=generator.device if generator else "cpu")
-                shares = torch.tensor_split(order.to(device), len(self.corruptors))
+                shares = [s.sort().values for s in torch.tensor_split(order.to(device), len(self.corruptors))]
                 for c, idx in zip(self.corruptors, shares):
                     if not len(idx):
                         continue
-                    params, _, radii = c.state(device, torch.float32)
+                    params, _, radii = c.state(device, compute)
                     delta = random_init(params, radii, len(idx), generator)
                     rel = torch.full((n, len(params)), float("nan"), device=device)
                     for chunk in torch.split(torch.arange(len(idx), device=device), self.chunk_size):
                         sel = idx[chunk]
                         x_adv, d = self._maximise(c, x[sel], labels[sel], {k: v[chunk] for k, v in delta.items()})
                         out[sel] = x_adv
-                        rel[sel] = relative_norms(d, params)
+                        rel[sel] = relative_norms(d, params).float()
                     for i in idx.tolist():
                         names[i] = c.name
                     norms[c.name] = rel

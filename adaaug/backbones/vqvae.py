@@ -20,6 +20,8 @@ NUM_CODES = 512
 CODE_DIM = 64
 COMMITMENT_COST = 0.25
 EMA_DECAY = 0.99
+CIFAR10_PIXEL_VARIANCE = 0.063  # variance of CIFAR-10 pixel values in [0, 1]
+DEAD_CODE_USAGE = 0.03  # EMA usage (vectors per batch) below which a code is restarted
 
 
 class ResidualStack(nn.Module):
@@ -50,6 +52,7 @@ class EMAQuantizer(nn.Module):
         self.register_buffer("codebook", torch.randn(num_codes, dim))
         self.register_buffer("ema_cluster_size", torch.zeros(num_codes))
         self.register_buffer("ema_sum", self.codebook.clone())
+        self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
         self.commitment_loss = torch.zeros(())
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -67,12 +70,31 @@ class EMAQuantizer(nn.Module):
 
     @torch.no_grad()
     def _ema_update(self, flat: torch.Tensor, idx: torch.Tensor) -> None:
+        """EMA codebook update; codes unused for long are restarted on random encoder outputs.
+
+        Restarting dead codes (and initialising the codebook from the first batch) is the
+        usual guard against codebook collapse; the paper does not say how it avoided it.
+        """
+        k = self.codebook.shape[0]
+        if not bool(self.initialized):
+            pick = torch.randint(len(flat), (k,), device=flat.device)
+            self.codebook.copy_(flat[pick])
+            self.ema_sum.copy_(flat[pick])
+            self.ema_cluster_size.fill_(1.0)
+            self.initialized.fill_(True)
+            return
         onehot = F.one_hot(idx, self.codebook.shape[0]).to(flat.dtype)
         self.ema_cluster_size.mul_(self.decay).add_(onehot.sum(0), alpha=1 - self.decay)
         self.ema_sum.mul_(self.decay).add_(onehot.t() @ flat, alpha=1 - self.decay)
         total = self.ema_cluster_size.sum()
         size = (self.ema_cluster_size + self.eps) / (total + self.codebook.shape[0] * self.eps) * total
         self.codebook.copy_(self.ema_sum / size.unsqueeze(1))
+        dead = self.ema_cluster_size < DEAD_CODE_USAGE
+        if bool(dead.any()):
+            pick = torch.randint(len(flat), (int(dead.sum()),), device=flat.device)
+            self.codebook[dead] = flat[pick]
+            self.ema_sum[dead] = flat[pick]
+            self.ema_cluster_size[dead] = 1.0
 
 
 class VQVAE(nn.Module):
@@ -111,6 +133,11 @@ class VQVAE(nn.Module):
         return self.decode(self.quantizer(self.encode(x)))
 
     def loss(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Standard VQ-VAE loss (reconstruction MSE + β · commitment); returns (loss, recon)."""
+        """Standard VQ-VAE loss (van den Oord et al. 2017, Eq. 3, codebook term replaced by EMA).
+
+        Reconstruction MSE divided by the data variance (a Gaussian likelihood of fixed
+        scale, as in the Sonnet/DeepMind example) + β · commitment. Returns (loss, recon).
+        """
         recon = self(x)
-        return F.mse_loss(recon, x) + COMMITMENT_COST * self.quantizer.commitment_loss, recon
+        return (F.mse_loss(recon, x) / CIFAR10_PIXEL_VARIANCE
+                + COMMITMENT_COST * self.quantizer.commitment_loss), recon

@@ -1,0 +1,123 @@
+"""``adaaug make-c``: write a corruption benchmark in the CIFAR-10-C file format from any image set.
+
+Layout (as CIFAR-10-C, Hendrycks & Dietterich 2019): ``OUT/<corruption>.npy``, uint8, shape
+``(5·N, H, W, 3)``, severities 1..5 stacked in that order (rows ``(s-1)·N .. s·N-1`` hold
+severity ``s``, images in the source's order), and ``OUT/labels.npy``, int64 ``(5·N,)``, the source
+labels tiled five times. ``OUT/make_c.json`` records how the files were made.
+
+The 15 benchmark corruptions and the 4 extra ones (speckle noise, Gaussian blur, spatter,
+saturate) are written by default; :mod:`adaaug.protocol.corruptions` implements them with
+CIFAR-10-C's severities (32×32 images) or ImageNet-C's (224×224). Seeded: every
+(corruption, severity, chunk of ``CHUNK`` images) draws from its own
+``numpy.random.default_rng([seed, corruption index, severity, chunk index])``, so a given seed
+gives identical files, and one corruption's file does not depend on which others were requested.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .corruptions import ALL, corrupt
+
+CHUNK = 500  # images per seeded chunk; fixed so that outputs do not depend on memory settings
+
+
+def resolve_params(size: str, height: int, width: int) -> str:
+    """``"cifar"`` or ``"imagenet"`` from ``size`` (``cifar``, ``imagenet`` or ``auto``: cifar for 32×32 images)."""
+    if size == "auto":
+        return "cifar" if (height, width) == (32, 32) else "imagenet"
+    if size not in ("cifar", "imagenet"):
+        raise ValueError(f"size must be 'cifar', 'imagenet' or 'auto', got {size!r}")
+    return size
+
+
+def make_c(source, out: str | os.PathLike, *, size: str = "auto", seed: int = 0, limit: int | None = None,
+           corruptions: list[str] | tuple[str, ...] | None = None, verbose: bool = True) -> dict:
+    """Write a CIFAR-10-C-format directory; returns the metadata written to ``OUT/make_c.json``.
+
+    Args:
+        source: an :class:`~adaaug.protocol.data.ImageSet`, or a spec for
+            :func:`~adaaug.protocol.data.load_images` (ImageFolder directory, or ``cifar10:<root>``,
+            read as the test split).
+        out: output directory (created; existing corruption files in it are replaced).
+        size: ``"cifar"`` (CIFAR-10-C severities), ``"imagenet"`` (ImageNet-C) or ``"auto"``
+            (cifar for 32×32 images, imagenet otherwise).
+        seed: non-negative integer; the same seed gives identical files.
+        limit: use a seeded random subset of this many images (kept in source order); default all.
+        corruptions: names from :data:`~adaaug.protocol.corruptions.ALL`; default all 19.
+    """
+    from .data import ImageSet, load_images
+
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if limit is not None and (not isinstance(limit, (int, np.integer)) or limit <= 0):
+        raise ValueError(f"limit must be a positive integer, got {limit!r}")
+    names = list(ALL if corruptions is None else corruptions)
+    unknown = [n for n in names if n not in ALL]
+    if unknown or not names:
+        raise ValueError(f"unknown corruption(s) {unknown}; choose from {', '.join(ALL)}")
+    if isinstance(source, ImageSet):
+        data, spec = source, "<ImageSet>"
+    elif isinstance(source, (str, os.PathLike)):
+        data, spec = load_images(str(source), train=False), str(source)
+    else:
+        raise TypeError(f"source must be an ImageSet or a data spec string, got {type(source).__name__}")
+    data = data.subset(limit, seed)
+    if len(data) == 0:
+        raise ValueError(f"{spec} holds no images")
+    images = data.images.permute(0, 2, 3, 1).contiguous().numpy()  # N×H×W×3 uint8
+    if images.dtype != np.uint8 or images.shape[-1] != 3:
+        raise ValueError(f"expected uint8 RGB images, got {images.dtype} with {images.shape[-1]} channels")
+    n, h, w = images.shape[:3]
+    params = resolve_params(size, h, w)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    for name in names:
+        start = time.perf_counter()
+        index = ALL.index(name)
+        tmp = out / f".{name}.tmp.npy"
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(5 * n, h, w, 3))
+        for severity in range(1, 6):
+            for chunk, lo in enumerate(range(0, n, CHUNK)):
+                rng = np.random.default_rng([int(seed), index, severity, chunk])
+                hi = min(lo + CHUNK, n)
+                array[(severity - 1) * n + lo:(severity - 1) * n + hi] = corrupt(
+                    images[lo:hi], name, severity, params=params, rng=rng)
+        array.flush()
+        del array
+        os.replace(tmp, out / f"{name}.npy")
+        timings[name] = round(time.perf_counter() - start, 2)
+        if verbose:
+            print(f"{name}: {5 * n} images in {timings[name]:.1f} s", file=sys.stderr, flush=True)
+    np.save(out / "labels.npy", np.tile(data.labels.numpy().astype(np.int64), 5))
+    meta = {"source": spec, "images": n, "height": h, "width": w, "params": params, "seed": int(seed),
+            "limit": limit, "corruptions": names, "classes": list(data.classes), "seconds": timings,
+            "layout": "<corruption>.npy uint8 (5·N, H, W, 3), severities 1..5 stacked; labels.npy int64 (5·N,)",
+            "reference": "Hendrycks & Dietterich, ICLR 2019 (CIFAR-10-C / ImageNet-C severities)"}
+    (out / "make_c.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("src", help="ImageFolder directory or cifar10:<root> (test split)")
+    p.add_argument("out", help="output directory for <corruption>.npy and labels.npy")
+    p.add_argument("--size", choices=("cifar", "imagenet", "auto"), default="auto",
+                   help="severity parameters: CIFAR-10-C (32×32) or ImageNet-C (224×224); auto picks by image size")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, help="use a seeded random subset of this many images")
+    p.add_argument("--corruptions", nargs="+", choices=ALL, metavar="NAME",
+                   help=f"subset of corruptions (default: all 19: {', '.join(ALL)})")
+
+
+def main(args: argparse.Namespace) -> int:
+    meta = make_c(args.src, args.out, size=args.size, seed=args.seed, limit=args.limit,
+                  corruptions=args.corruptions)
+    print(json.dumps({k: meta[k] for k in ("images", "height", "width", "params", "seed", "corruptions")}))
+    return 0

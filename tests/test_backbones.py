@@ -1,0 +1,70 @@
+"""Backbone architectures: parameter counts from the paper (App. B.1), shapes, the registry."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from adaaug.backbones import (CAE, EDSR, VQVAE, UNet, available_backbones, backbone_spec, build_backbone,
+                              register_backbone)
+from adaaug.backbones import registry as registry_module
+
+
+def n_params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+@pytest.mark.parametrize("cls, expected", [(EDSR, 1_369_859), (CAE, 2_241_859), (UNet, 58_627)])
+def test_parameter_counts_match_the_paper(cls, expected):
+    assert n_params(cls()) == expected
+
+
+def test_vqvae_count_matches_the_paper_once_ema_state_is_counted():
+    m = VQVAE()
+    trainable = n_params(m)
+    assert trainable == 662_723
+    codes, dim = m.quantizer.codebook.shape
+    # Sonnet's EMA state: codebook + EMA average and its debiasing copy (3 × K·D),
+    # cluster sizes and their copy (2 × K), two step counters.
+    assert trainable + 3 * codes * dim + 2 * codes + 2 == 762_053
+
+
+@pytest.mark.parametrize("name", ["edsr", "cae", "vqvae", "unet"])
+def test_backbones_map_images_to_the_same_shape(name):
+    m = build_backbone(name).eval()
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        y = m(x)
+    assert y.shape == x.shape and torch.isfinite(y).all()
+
+
+def test_registry_lists_and_rejects():
+    assert {"edsr", "cae", "vqvae", "unet"} <= set(available_backbones())
+    with pytest.raises(ValueError, match="known backbones: .*edsr"):
+        backbone_spec("edsr2")
+    with pytest.raises(ValueError, match="already registered"):
+        register_backbone("edsr", EDSR)
+    with pytest.raises(TypeError):
+        register_backbone("x", 3)
+
+
+def test_register_a_custom_backbone(monkeypatch):
+    monkeypatch.setattr(registry_module, "_REGISTRY", dict(registry_module._REGISTRY))
+    register_backbone("blur", lambda: nn.Conv2d(3, 3, 3, padding=1), multiple_of=1)
+    assert "blur" in available_backbones()
+    assert isinstance(build_backbone("blur"), nn.Conv2d)
+
+
+def test_cae_binarisation_is_deterministic_in_eval_and_passes_gradients():
+    m = CAE().eval()
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.equal(m(x), m(x))
+    w = m.enc1.weight.detach().clone().requires_grad_(True)
+    out = torch.func.functional_call(m, {"enc1.weight": w}, (x,))
+    (g,) = torch.autograd.grad(out.sum(), w)
+    assert g.abs().sum() > 0  # straight-through estimator reaches the encoder
+
+
+def test_edsr_rejects_odd_sizes():
+    with pytest.raises(ValueError, match="even"):
+        EDSR()(torch.rand(1, 3, 31, 32))
