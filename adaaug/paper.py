@@ -89,3 +89,12 @@ DEEPAUGMENT_LATENT_FLIP = 5          # CAE: flip 5 random channels (or all)
 DEEPAUGMENT_LATENT_NEAR_IDENTITY = 0.1  # CAE: identity + U(−0.1, 0.1) filter bank
 DEEPAUGMENT_LATENT_SCALE = (3.0, 2.0)   # CAE: code × (3 + s·U(0, 2)), s a random sign
 LR_SCALE_BATCH = 256             # the batch size at which the LR equals BASE_LR (App. E.1)
+
+# Evaluation protocol (Section 5, App. D.1, E.2; Hendrycks & Dietterich 2019) -----------
+CORRUPTION_SEVERITIES = (1, 2, 3, 4, 5)
+LINF_EPSILONS = (1 / 255, 2 / 255)    # ℓ∞ radii of the robust-accuracy columns (Tables 1, 2)
+L2_EPSILONS = (0.5, 1.0)             # ℓ2 radii
+IMAGENET_PGD_STEPS = 100             # ImageNet: 100-step PGD with 10 restarts (App. E.2)
+IMAGENET_PGD_RESTARTS = 10
+PARAM_NOISE_ETAS = (0.0, 0.02, 0.04, 0.06, 0.08, 0.10)  # Table 4: ε_j ~ N(0, η‖w‖∞) (App. D.1)
+PARAM_NOISE_SAMPLES = 50             # softmax averaged over 50 parameter draws (App. D.1)

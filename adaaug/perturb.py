@@ -47,20 +47,30 @@ def per_example_norms(delta: Blocks) -> Blocks:
     return {k: d.flatten(1).norm(dim=1) for k, d in delta.items()}
 
 
-def project(delta: Blocks, radii: Blocks) -> Blocks:
-    """Rescale every example's δ_i whose norm exceeds ν‖φ_i‖₂ back onto that sphere."""
-    out = {}
+def project_(delta: Blocks, radii: Blocks) -> Blocks:
+    """In place: rescale every example's δ_i whose norm exceeds ν‖φ_i‖₂ back onto that sphere."""
     for k, d in delta.items():
-        norm = d.flatten(1).norm(dim=1)
-        scale = torch.where(norm > radii[k], radii[k] / norm.clamp_min(torch.finfo(d.dtype).tiny),
-                            torch.ones_like(norm))
-        out[k] = d * scale.view(-1, *([1] * (d.dim() - 1)))
-    return out
+        scale = (radii[k] / d.flatten(1).norm(dim=1)).clamp_(max=1)  # norm 0 → inf → 1
+        d.mul_(scale.view(-1, *([1] * (d.dim() - 1))))
+    return delta
+
+
+def sign_step_(delta: Blocks, grads: Blocks, step_size: float) -> Blocks:
+    """In place: one FGSM ascent step δ ← δ + η · sign(∇_δ L) (``grads`` is overwritten)."""
+    for k, d in delta.items():
+        d.add_(grads[k].sign_(), alpha=step_size)
+    return delta
+
+
+def project(delta: Blocks, radii: Blocks) -> Blocks:
+    """Out-of-place :func:`project_`."""
+    return project_({k: d.clone() for k, d in delta.items()}, radii)
 
 
 def sign_step(delta: Blocks, grads: Blocks, step_size: float) -> Blocks:
-    """One FGSM ascent step: δ ← δ + η · sign(∇_δ L)."""
-    return {k: d + step_size * grads[k].sign() for k, d in delta.items()}
+    """Out-of-place :func:`sign_step_`: δ + η · sign(∇_δ L)."""
+    return sign_step_({k: d.clone() for k, d in delta.items()}, {k: g.clone() for k, g in grads.items()},
+                      step_size)
 
 
 def relative_norms(delta: Blocks, params: Blocks) -> torch.Tensor:

@@ -33,7 +33,7 @@ from torch.func import functional_call, vmap
 
 from . import paper
 from .line_search import ssim, ssim_line_search
-from .perturb import Blocks, block_radii, default_step_size, project, random_init, relative_norms, sign_step
+from .perturb import Blocks, block_radii, default_step_size, project_, random_init, relative_norms, sign_step_
 from .validation import check_images, check_label_range, check_labels, check_positive
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -236,14 +236,15 @@ class AdversarialAugment:
     def _maximise(self, c: _Corruptor, x: torch.Tensor, y: torch.Tensor, delta: Blocks) -> tuple[torch.Tensor, Blocks]:
         """Algorithm 1, steps 2–3, on one nano-batch: M projected sign steps, then x' = c_{φ+δ}(x)."""
         params, buffers, radii = c.state(x.device, x.dtype)
+        delta = {k: d.clone() for k, d in delta.items()}
         for _ in range(self.steps):
-            leaves = {k: d.detach().requires_grad_(True) for k, d in delta.items()}
+            leaves = {k: d.requires_grad_(True) for k, d in delta.items()}
             with torch.enable_grad():
                 logits = self.model(c.corrupt(x, leaves, params, buffers))
                 check_label_range(y, logits.shape[1])
                 grads = torch.autograd.grad(self._loss(logits, y).sum(), list(leaves.values()))
-            delta = project(sign_step(leaves, dict(zip(leaves, grads)), c.step_size), radii)
-            delta = {k: d.detach() for k, d in delta.items()}
+            delta = {k: d.detach() for k, d in leaves.items()}
+            delta = project_(sign_step_(delta, dict(zip(delta, grads)), c.step_size), radii)
         with torch.no_grad():
             return c.corrupt(x, delta, params, buffers), delta
 

@@ -66,14 +66,14 @@ def test_vmap_path_matches_a_per_example_loop(tiny_net, name):
 
 def test_projection_holds_after_every_step(tiny_net, monkeypatch):
     recorded = []
-    original = transform_module.project
+    original = transform_module.project_
 
     def spy(delta, radii):
         out = original(delta, radii)
         recorded.append({k: (out[k].flatten(1).norm(dim=1), radii[k]) for k in out})
         return out
 
-    monkeypatch.setattr(transform_module, "project", spy)
+    monkeypatch.setattr(transform_module, "project_", spy)
     x, y = _batch(5)
     ada = AdversarialAugment(tiny_net, backbone="unet", weights=None, nu=0.03, steps=4, ssim_threshold=None,
                              chunk_size=2)

@@ -157,30 +157,59 @@ class DeepAugment:
         self.generator = generator
 
     # ---- distortions ---------------------------------------------------------------------------
-    def _weight_distortions(self, m: int, g: torch.Generator | None) -> dict[str, torch.Tensor]:
-        """Per-example weights ``{param name: m×shape}`` for every layer some example distorted."""
+    def _plan(self, n: int, g: torch.Generator | None) -> list[list[tuple[str, torch.Tensor, torch.Tensor]]]:
+        """Weight-distortion draws for the whole batch: per draw, ``[(primitive, layer, example), ...]``.
+
+        ``layer`` and ``example`` are index tensors of equal length; within one draw an
+        (example, layer) pair occurs at most once.
+        """
+        plan = []
+        for _ in range(self.num_ops if self.ops else 0):
+            choice = ops_mod.randint(len(self.ops), (n,), g)
+            entries = []
+            for k, name in enumerate(self.ops):
+                ex = (choice == k).nonzero().squeeze(1)
+                if ex.numel():
+                    entries += [(prim, layer, ex) for prim, layer in ops_mod.WEIGHT_OPS[name](self.layout, ex.numel(), g)]
+            plan.append(entries)
+        return plan
+
+    @staticmethod
+    def _order(plan: list[list[tuple[str, torch.Tensor, torch.Tensor]]], n: int) -> torch.Tensor:
+        """Examples sorted by the set of layers they distort, so a chunk needs per-example copies of few layers."""
+        touched: list[set[int]] = [set() for _ in range(n)]
+        for entries in plan:
+            for _, layer, ex in entries:
+                for e, li in zip(ex.tolist(), layer.tolist()):
+                    touched[e].add(li)
+        return torch.tensor(sorted(range(n), key=lambda i: sorted(touched[i])), dtype=torch.long)
+
+    def _weight_distortions(self, plan: list[list[tuple[str, torch.Tensor, torch.Tensor]]], pos: torch.Tensor,
+                            start: int, m: int, g: torch.Generator | None) -> dict[str, torch.Tensor]:
+        """Per-example weights ``{param name: m×shape}`` of the chunk ``pos ∈ [start, start + m)``.
+
+        Only layers that some example of the chunk distorts get per-example copies.
+        """
         params = dict(self.module.named_parameters())
         device = next(iter(params.values())).device
         pe: dict[str, torch.Tensor] = {}
-        if not self.ops:
-            return pe
-        for _ in range(self.num_ops):
-            choice = ops_mod.randint(len(self.ops), (m,), g)
-            for k, name in enumerate(self.ops):
-                ex = (choice == k).nonzero().squeeze(1)
-                if not ex.numel():
+        for entries in plan:
+            for prim, layer, ex in entries:
+                local = pos[ex] - start
+                inside = (local >= 0) & (local < m)
+                if not bool(inside.any()):
                     continue
-                for prim, layer in ops_mod.WEIGHT_OPS[name](self.layout, ex.numel(), g):
-                    for li in layer.unique().tolist():  # within one draw, (example, layer) pairs are distinct
-                        rows = ex[layer == li].to(device)
-                        wk, bk = f"{self.layout.layers[li]}.weight", f"{self.layout.layers[li]}.bias"
-                        for key in (wk, bk):
-                            if key not in pe and key in params:
-                                pe[key] = params[key].detach().unsqueeze(0).repeat(m, *([1] * params[key].dim()))
-                        w, b = ops_mod.PRIMITIVES[prim](pe[wk][rows], pe[bk][rows] if bk in pe else None, g)
-                        pe[wk][rows] = w
-                        if b is not None:
-                            pe[bk][rows] = b
+                layer, local = layer[inside], local[inside]
+                for li in layer.unique().tolist():
+                    rows = local[layer == li].to(device)
+                    wk, bk = f"{self.layout.layers[li]}.weight", f"{self.layout.layers[li]}.bias"
+                    for key in (wk, bk):
+                        if key not in pe and key in params:
+                            pe[key] = params[key].detach().unsqueeze(0).repeat(m, *([1] * params[key].dim()))
+                    w, b = ops_mod.PRIMITIVES[prim](pe[wk][rows], pe[bk][rows] if bk in pe else None, g)
+                    pe[wk][rows] = w
+                    if b is not None:
+                        pe[bk][rows] = b
         return pe
 
     def _segment(self, fn: Callable[..., torch.Tensor], pe: dict[str, torch.Tensor],
@@ -253,13 +282,20 @@ class DeepAugment:
         if p.device != x.device:
             self.module.to(x.device)
         xf = x.float() / 255 if x.dtype == torch.uint8 else x.to(torch.float32)
+        n = x.shape[0]
+        plan = self._plan(n, g)
+        order = self._order(plan, n)
+        pos = torch.empty_like(order)
+        pos[order] = torch.arange(n)
+        order = order.to(x.device)
         out = torch.empty_like(xf)
         with torch.no_grad():
-            for start in range(0, x.shape[0], self.chunk_size):
-                chunk = xf[start:start + self.chunk_size]
-                pe = self._weight_distortions(chunk.shape[0], g)
+            for start in range(0, n, self.chunk_size):
+                idx = order[start:start + self.chunk_size]
+                pe = self._weight_distortions(plan, pos.to(ops_mod._gdev(g)), start, idx.numel(), g)
+                chunk = xf[idx]
                 y = self._edsr(chunk, pe, g) if self.kind == "edsr" else self._cae(chunk, pe, g)
-                out[start:start + self.chunk_size] = torch.nan_to_num(y, nan=0.0, posinf=1.0, neginf=0.0).clamp(0, 1)
+                out[idx] = torch.nan_to_num(y, nan=0.0, posinf=1.0, neginf=0.0).clamp(0, 1)
         if x.dtype == torch.uint8:
             return out.mul(255).round().to(torch.uint8)
         return out.to(x.dtype)

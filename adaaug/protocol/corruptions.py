@@ -90,16 +90,29 @@ def _blur(x: np.ndarray, sigma: float, mode: str = "nearest", truncate: float = 
     return gaussian_filter(x, sigma=sigmas, mode=mode, truncate=truncate)
 
 
-def _clipped_zoom(x: np.ndarray, factor: float) -> np.ndarray:
-    """Centre crop of ``x`` (``N×H×W×C``) zoomed by ``factor``, trimmed back to ``H×W`` (reference helper)."""
-    from scipy.ndimage import zoom
+def _zoom_matrix(n_in: int, factor: float) -> np.ndarray:
+    """Rows of ``scipy.ndimage.zoom(order=1)`` along one axis of length ``n_in`` as a matrix."""
+    n_out = int(round(n_in * factor))
+    coords = np.arange(n_out) * ((n_in - 1) / (n_out - 1) if n_out > 1 else 0.0)
+    lo = np.clip(np.floor(coords).astype(np.int64), 0, n_in - 1)
+    frac = coords - lo
+    matrix = np.zeros((n_out, n_in))
+    np.add.at(matrix, (np.arange(n_out), lo), 1 - frac)
+    np.add.at(matrix, (np.arange(n_out), np.minimum(lo + 1, n_in - 1)), frac)
+    return matrix
 
+
+def _clipped_zoom(x: np.ndarray, factor: float) -> np.ndarray:
+    """Centre crop of ``x`` (``N×H×W×C``) zoomed by ``factor`` (bilinear, as scipy's ``zoom(order=1)``),
+    trimmed back to ``H×W`` (the reference's ``clipped_zoom``, as two small matrix products)."""
     h, w = x.shape[1:3]
     ch, cw = int(np.ceil(h / factor)), int(np.ceil(w / factor))
     top, left = (h - ch) // 2, (w - cw) // 2
-    out = zoom(x[:, top:top + ch, left:left + cw], (1, factor, factor, 1), order=1)
-    th, tw = (out.shape[1] - h) // 2, (out.shape[2] - w) // 2
-    return out[:, th:th + h, tw:tw + w]
+    rows, cols = _zoom_matrix(ch, factor), _zoom_matrix(cw, factor)
+    th, tw = (rows.shape[0] - h) // 2, (cols.shape[0] - w) // 2
+    rows, cols = rows[th:th + h], cols[tw:tw + w]
+    crop = np.moveaxis(x[:, top:top + ch, left:left + cw], -1, 1).astype(np.float64)  # N×C×ch×cw
+    return np.moveaxis(rows @ crop @ cols.T, 1, -1).astype(x.dtype)
 
 
 def _im_motion_blur(x: np.ndarray, radius: int, sigma: float, angles: np.ndarray) -> np.ndarray:

@@ -28,6 +28,28 @@ from .corruptions import ALL, corrupt
 CHUNK = 500  # images per seeded chunk; fixed so that outputs do not depend on memory settings
 
 
+def _write_corruption(images: np.ndarray, out: Path, name: str, params: str, seed: int, verbose: bool) -> float:
+    """Write ``out/<name>.npy`` (via a temporary file, renamed when complete); returns the seconds taken."""
+    start = time.perf_counter()
+    n, h, w = images.shape[:3]
+    index = ALL.index(name)
+    tmp = out / f".{name}.tmp.npy"
+    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(5 * n, h, w, 3))
+    for severity in range(1, 6):
+        for chunk, lo in enumerate(range(0, n, CHUNK)):
+            rng = np.random.default_rng([seed, index, severity, chunk])
+            hi = min(lo + CHUNK, n)
+            array[(severity - 1) * n + lo:(severity - 1) * n + hi] = corrupt(
+                images[lo:hi], name, severity, params=params, rng=rng)
+    array.flush()
+    del array
+    os.replace(tmp, out / f"{name}.npy")
+    seconds = round(time.perf_counter() - start, 2)
+    if verbose:
+        print(f"{name}: {5 * n} images in {seconds:.1f} s", file=sys.stderr, flush=True)
+    return seconds
+
+
 def resolve_params(size: str, height: int, width: int) -> str:
     """``"cifar"`` or ``"imagenet"`` from ``size`` (``cifar``, ``imagenet`` or ``auto``: cifar for 32×32 images)."""
     if size == "auto":
@@ -38,7 +60,7 @@ def resolve_params(size: str, height: int, width: int) -> str:
 
 
 def make_c(source, out: str | os.PathLike, *, size: str = "auto", seed: int = 0, limit: int | None = None,
-           corruptions: list[str] | tuple[str, ...] | None = None, verbose: bool = True) -> dict:
+           corruptions: list[str] | tuple[str, ...] | None = None, workers: int = 1, verbose: bool = True) -> dict:
     """Write a CIFAR-10-C-format directory; returns the metadata written to ``OUT/make_c.json``.
 
     Args:
@@ -51,11 +73,15 @@ def make_c(source, out: str | os.PathLike, *, size: str = "auto", seed: int = 0,
         seed: non-negative integer; the same seed gives identical files.
         limit: use a seeded random subset of this many images (kept in source order); default all.
         corruptions: names from :data:`~adaaug.protocol.corruptions.ALL`; default all 19.
+        workers: processes writing corruptions in parallel (1: in this process). Outputs do not
+            depend on it.
     """
     from .data import ImageSet, load_images
 
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
     if limit is not None and (not isinstance(limit, (int, np.integer)) or limit <= 0):
         raise ValueError(f"limit must be a positive integer, got {limit!r}")
     names = list(ALL if corruptions is None else corruptions)
@@ -78,24 +104,16 @@ def make_c(source, out: str | os.PathLike, *, size: str = "auto", seed: int = 0,
     params = resolve_params(size, h, w)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
-    for name in names:
-        start = time.perf_counter()
-        index = ALL.index(name)
-        tmp = out / f".{name}.tmp.npy"
-        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(5 * n, h, w, 3))
-        for severity in range(1, 6):
-            for chunk, lo in enumerate(range(0, n, CHUNK)):
-                rng = np.random.default_rng([int(seed), index, severity, chunk])
-                hi = min(lo + CHUNK, n)
-                array[(severity - 1) * n + lo:(severity - 1) * n + hi] = corrupt(
-                    images[lo:hi], name, severity, params=params, rng=rng)
-        array.flush()
-        del array
-        os.replace(tmp, out / f"{name}.npy")
-        timings[name] = round(time.perf_counter() - start, 2)
-        if verbose:
-            print(f"{name}: {5 * n} images in {timings[name]:.1f} s", file=sys.stderr, flush=True)
+    jobs = [(images, out, name, params, int(seed), verbose) for name in names]
+    if workers > 1 and len(names) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(min(workers, len(names)), mp_context=multiprocessing.get_context("spawn")) as pool:
+            seconds = list(pool.map(_write_corruption, *zip(*jobs)))
+    else:
+        seconds = [_write_corruption(*job) for job in jobs]
+    timings = dict(zip(names, seconds))
     np.save(out / "labels.npy", np.tile(data.labels.numpy().astype(np.int64), 5))
     meta = {"source": spec, "images": n, "height": h, "width": w, "params": params, "seed": int(seed),
             "limit": limit, "corruptions": names, "classes": list(data.classes), "seconds": timings,
@@ -114,10 +132,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="use a seeded random subset of this many images")
     p.add_argument("--corruptions", nargs="+", choices=ALL, metavar="NAME",
                    help=f"subset of corruptions (default: all 19: {', '.join(ALL)})")
+    p.add_argument("--workers", type=int, default=1, help="processes writing corruptions in parallel")
 
 
 def main(args: argparse.Namespace) -> int:
     meta = make_c(args.src, args.out, size=args.size, seed=args.seed, limit=args.limit,
-                  corruptions=args.corruptions)
+                  corruptions=args.corruptions, workers=args.workers)
     print(json.dumps({k: meta[k] for k in ("images", "height", "width", "params", "seed", "corruptions")}))
     return 0

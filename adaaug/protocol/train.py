@@ -194,6 +194,7 @@ def _export(model: nn.Module, cfg: TrainConfig, path: Path, num_classes: int) ->
     tmp = path.with_name(f".{path.name}.tmp")
     save_file(state, str(tmp), metadata={"arch": cfg.arch, "num_classes": str(num_classes),
                                          "normalize": cfg.preset, "method": cfg.method})
+    tmp.chmod(0o644)
     tmp.replace(path)
 
 
@@ -257,7 +258,9 @@ def _train(cfg: TrainConfig, env: D.DistEnv, on_epoch_end: EpochHook | None) -> 
     model = model.to(memory_format=fmt)
     if cfg.sync_bn and env.distributed:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    aug_gen = torch.Generator().manual_seed(D.derive_seed(cfg.seed, "augment", env.rank))
+    # One generator per process for every augmentation draw (crop/flip, AdA init and backbone
+    # assignment, AugMix, DeepAugment source), on the training device so draws stay there.
+    aug_gen = torch.Generator(device=device).manual_seed(D.derive_seed(cfg.seed, "augment", env.rank))
     pipe = _build_pipeline(model, cfg, aug_gen)
 
     steps_per_epoch = len(train_set) // cfg.batch_size

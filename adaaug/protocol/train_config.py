@@ -343,8 +343,8 @@ def _real(name: str, value: object, low: float | None = None, high: float | None
     if bad:
         lo = "" if low is None else ("(" if low_open else "[") + f"{low:g}"
         hi = "" if high is None else f"{high:g}" + (")" if high_open else "]")
-        rng = f"{lo}, {hi}" if high is not None else (f"> {low:g}" if low_open else f"≥ {low:g}")
-        raise ConfigError(f"{name} ({_flag(name)}) must be in {rng}, got {value}")
+        rng = f"in {lo}, {hi}" if high is not None else (f"> {low:g}" if low_open else f"≥ {low:g}")
+        raise ConfigError(f"{name} ({_flag(name)}) must be {rng}, got {value}")
 
 
 def _device(device: object) -> None:

@@ -1,0 +1,54 @@
+"""``adaaug deepaugment-data``: same layout, PNG files, seeded, and clear errors."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from adaaug.cli import main as cli_main
+
+
+def _folder(root: Path) -> Path:
+    rng = np.random.default_rng(0)
+    for cls in ("cat", "dog"):
+        (root / cls).mkdir(parents=True)
+        for k in range(3):
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(root / cls / f"img{k}.jpg")
+    (root / "cat" / "notes.txt").write_text("not an image")
+    return root
+
+
+def _read(root: Path) -> dict[str, np.ndarray]:
+    return {str(p.relative_to(root)): np.asarray(Image.open(p)) for p in sorted(root.rglob("*.png"))}
+
+
+@pytest.mark.parametrize("backbone", ["edsr", "cae"])
+def test_writes_same_layout_seeded(tmp_path, backbone):
+    src = _folder(tmp_path / "src")
+    args = ["deepaugment-data", str(src), "", "--backbone", backbone, "--weights", "none", "--batch-size", "4"]
+    args[2] = str(tmp_path / "a")
+    assert cli_main(args) == 0
+    args[2] = str(tmp_path / "b")
+    assert cli_main(args) == 0
+    a, b = _read(tmp_path / "a"), _read(tmp_path / "b")
+    assert sorted(a) == [f"{c}/img{k}.png" for c in ("cat", "dog") for k in range(3)]
+    assert all(v.shape == (32, 32, 3) and v.dtype == np.uint8 for v in a.values())
+    assert all(np.array_equal(a[k], b[k]) for k in a), "same seed must give the same files"
+    original = np.asarray(Image.open(src / "cat" / "img0.jpg"))
+    assert not np.array_equal(a["cat/img0.png"], original)
+    assert not (src / ".adaaug-cache.npz").exists(), "the source tree must not be written to"
+
+
+def test_refuses_non_empty_destination_and_same_directory(tmp_path):
+    src = _folder(tmp_path / "src")
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    (dst / "keep.txt").write_text("x")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        cli_main(["deepaugment-data", str(src), str(dst), "--weights", "none"])
+    with pytest.raises(ValueError, match="differ from SRC"):
+        cli_main(["deepaugment-data", str(src), str(src), "--weights", "none"])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        cli_main(["deepaugment-data", str(tmp_path / "missing"), str(tmp_path / "out"), "--weights", "none"])

@@ -1,0 +1,252 @@
+"""`adaaug train`: paper presets, end-to-end runs on a CIFAR-10 subset, bitwise resume, fail-fast configs.
+
+CPU only and small: resnet20 on at most 512 images, AdA with one step of an untrained U-Net
+(the smallest backbone; pretrained weights are not what these tests check).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from adaaug import paper
+from adaaug.protocol import distributed as D
+from adaaug.protocol.checkpoint import load_checkpoint
+from adaaug.protocol.train import WarmupCosine, center_crop, train
+from adaaug.protocol.train_config import ConfigError, ConfigTypeError, TrainConfig
+
+METRIC_KEYS = {"epoch", "train_loss", "train_acc", "eval_acc", "lr", "epoch_s", "wall_s", "images_per_s"}
+
+
+def tiny(data: Path, out: Path, **overrides) -> TrainConfig:
+    """A fast CPU configuration: resnet20, batch 128, 1 epoch, no warm-up, no progress bar."""
+    settings = dict(data=str(data), out=str(out), arch="resnet20", epochs=1, batch_size=128, warmup_epochs=0,
+                    progress=False, device="cpu")
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+def ada(**overrides) -> dict:
+    """AdA with one step of an untrained U-Net, nano-batches of 32."""
+    return dict(method="ada", backbone="unet", backbone_weights=None, ada_steps=1, chunk_size=32, **overrides)
+
+
+def read_metrics(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def load_final(out: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(out / "final.safetensors"))
+
+
+# ---- presets and schedule ----------------------------------------------------------------
+def test_presets_are_the_papers_numbers():
+    c = TrainConfig(preset="cifar10")
+    assert (c.arch, c.epochs, c.batch_size, c.weight_decay) == ("preact_resnet50", 300, 1024, 1e-4)
+    assert (c.lr, c.momentum, c.nesterov, c.warmup_epochs) == (0.1, 0.9, True, 5)
+    assert (c.ada_steps, c.nu, c.chunk_size, c.ssim_threshold, c.step_scale) == (10, 0.015, 8, 0.3, 1.0)
+    assert c.backbone_weights == "cifar10" and c.eval_crop is None
+    assert c.peak_lr == pytest.approx(0.4)  # max(0.1 · 1024/256, 0.1)
+    i = TrainConfig(preset="imagenet")
+    assert (i.arch, i.epochs, i.batch_size, i.weight_decay, i.eval_crop) == ("resnet50", 90, 4096, 5e-4, 224)
+    assert (i.ada_steps, i.chunk_size, i.ssim_threshold) == (3, 1, 0.7)
+    assert i.step_scale == pytest.approx(10 / 3)
+    assert i.peak_lr == pytest.approx(1.6)
+    assert TrainConfig(batch_size=128).peak_lr == pytest.approx(0.1)  # never below the base LR
+    assert TrainConfig(preset="imagenet", epochs=5, warmup_epochs=0).batch_size == 4096  # overrides keep the rest
+
+
+def test_warmup_cosine_schedule():
+    s = WarmupCosine(total_steps=100, warmup_steps=10)
+    assert [s(k) for k in range(3)] == pytest.approx([0.1, 0.2, 0.3])
+    assert s(9) == pytest.approx(1.0) and s(10) == pytest.approx(1.0)
+    assert s(55) == pytest.approx(0.5)
+    assert s(99) == pytest.approx(0.5 * (1 + math.cos(math.pi * 89 / 90)))
+    assert all(s(k) >= s(k + 1) for k in range(10, 99))
+    assert WarmupCosine(10, 0)(0) == 1.0
+    with pytest.raises(ValueError):
+        WarmupCosine(10, 10)
+
+
+def test_center_crop_and_sharding():
+    x = torch.arange(2 * 3 * 6 * 8).view(2, 3, 6, 8)
+    assert torch.equal(center_crop(x, 4), x[..., 1:5, 2:6])
+    assert center_crop(x, None) is x
+    with pytest.raises(ValueError, match="smaller than"):
+        center_crop(x, 7)
+    batch = torch.arange(8)
+    shards = [D.shard(batch, D.DistEnv(rank=r, world_size=4)) for r in range(4)]
+    assert torch.equal(torch.cat(shards), batch)
+    assert torch.equal(D.epoch_order(50, 0, 3), D.epoch_order(50, 0, 3))
+    assert not torch.equal(D.epoch_order(50, 0, 3), D.epoch_order(50, 0, 4))
+    assert D.derive_seed(0, "augment", 0) != D.derive_seed(0, "augment", 1)
+
+
+# ---- end to end --------------------------------------------------------------------------
+def test_nominal_end_to_end(cifar_train_subset, cifar_dev_subset, tmp_path):
+    out = tmp_path / "nominal"
+    result = train(tiny(cifar_train_subset, out, subset=512, eval_data=str(cifar_dev_subset)))
+    assert result["train_images"] == 512 and result["steps_per_epoch"] == 4 and result["ranks_agree"]
+    (line,) = read_metrics(out)
+    assert set(line) == METRIC_KEYS and line["epoch"] == 1
+    assert math.isfinite(line["train_loss"]) and 0 <= line["train_acc"] <= 1 and 0 <= line["eval_acc"] <= 1
+    # peak max(0.1 · 128/256, 0.1) = 0.1; "lr" is the last step's: step 3 of a 4-step cosine
+    assert line["lr"] == pytest.approx(0.1 * WarmupCosine(4, 0)(3))
+    ck = load_checkpoint(out / "checkpoint.pt")
+    assert {"model", "optimizer", "scheduler", "epoch", "wall_s", "config", "rng", "world_size"} <= set(ck)
+    assert ck["epoch"] == 1 and ck["world_size"] == 1 and ck["scheduler"]["last_epoch"] == 4
+    assert set(ck["rng"][0]) == {"global", "augment"}
+    assert ck["config"]["method"] == "nominal" and ck["config"]["arch"] == "resnet20"
+    final = load_final(out)
+    assert final.keys() == ck["model"].keys()
+    assert all(torch.equal(final[k], ck["model"][k]) for k in final)
+    from adaaug.models import build_classifier
+    from adaaug.weights import load_safetensors_into
+    load_safetensors_into(build_classifier("resnet20"), out / "final.safetensors")  # strict
+    # config.json is the resolved config and round-trips through --config
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["epochs"] == 1 and saved["weight_decay"] == paper.CIFAR10_WEIGHT_DECAY
+    assert TrainConfig.from_sources(out / "config.json").to_dict() == saved
+    assert json.loads((out / "result.json").read_text())["final_eval_acc"] == line["eval_acc"]
+
+
+def test_ada_end_to_end_through_cli(cifar_train_subset, tmp_path, capsys):
+    from adaaug.cli import main
+
+    out = tmp_path / "ada"
+    config = tmp_path / "settings.json"
+    config.write_text(json.dumps({"arch": "resnet20", "epochs": 3, "batch_size": 128, "method": "ada"}))
+    rc = main(["train", "--config", str(config), "--data", str(cifar_train_subset), "--subset", "512",
+               "--epochs", "1", "--warmup-epochs", "0", "--backbone", "unet", "--backbone-weights", "none",
+               "--ada-steps", "1", "--chunk-size", "32", "--device", "cpu", "--no-progress", "--out", str(out)])
+    assert rc == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert (saved["epochs"], saved["method"], saved["backbone"], saved["ada_steps"]) == (1, "ada", "unet", 1)
+    assert saved["backbone_weights"] is None and saved["nu"] == paper.NU_EDSR_CIFAR10
+    (line,) = read_metrics(out)
+    assert line["eval_acc"] is None and math.isfinite(line["train_loss"])
+    assert json.loads(capsys.readouterr().out.split("\n", 1)[1])["train_images"] == 512
+
+
+def test_resume_after_kill_is_bitwise_identical(cifar_train_subset, cifar_dev_subset, tmp_path):
+    """2 epochs straight vs. killed after epoch 1 and resumed: the same weights, bit for bit."""
+    settings = dict(subset=64, batch_size=32, epochs=2, warmup_epochs=1, eval_data=str(cifar_dev_subset),
+                    eval_batch_size=100, **ada())
+    straight = train(tiny(cifar_train_subset, tmp_path / "straight", **settings))
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_first(epoch: int, record: dict) -> None:
+        if epoch == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(tiny(cifar_train_subset, tmp_path / "killed", **settings), on_epoch_end=kill_after_first)
+    assert load_checkpoint(tmp_path / "killed" / "checkpoint.pt")["epoch"] == 1
+    assert not (tmp_path / "killed" / "final.safetensors").exists()
+    resumed = train(tiny(cifar_train_subset, tmp_path / "killed", resume=True, **settings))
+
+    assert resumed["rank_checksums"] == straight["rank_checksums"]
+    a, b = load_final(tmp_path / "straight"), load_final(tmp_path / "killed")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ca, cb = (load_checkpoint(tmp_path / d / "checkpoint.pt") for d in ("straight", "killed"))
+    assert torch.equal(ca["rng"][0]["augment"], cb["rng"][0]["augment"])
+    for sa, sb in zip(ca["optimizer"]["state"].values(), cb["optimizer"]["state"].values()):
+        assert torch.equal(sa["momentum_buffer"], sb["momentum_buffer"])
+    drop = ("epoch_s", "wall_s", "images_per_s")
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in drop} for r in rows]  # noqa: E731
+    assert strip(read_metrics(tmp_path / "killed")) == strip(read_metrics(tmp_path / "straight"))
+
+
+# ---- fail fast -----------------------------------------------------------------------------
+@pytest.mark.parametrize("overrides, error, match", [
+    (dict(preset="cifar100"), ConfigError, "unknown preset 'cifar100'.*cifar10, imagenet"),
+    (dict(method="adversarial"), ConfigError, "unknown method 'adversarial'.*ada\\+augmix"),
+    (dict(method="ada", backbone="resnet"), ConfigError, "unknown --backbone 'resnet'.*edsr"),
+    (dict(arch="vgg16"), ConfigError, "unknown arch 'vgg16'.*resnet20"),
+    (dict(epochs=0), ConfigError, "epochs \\(--epochs\\) must be ≥ 1"),
+    (dict(epochs="300"), ConfigTypeError, "epochs \\(--epochs\\) must be an int"),
+    (dict(lr=-0.1), ConfigError, "lr \\(--lr\\) must be > 0, got -0.1"),
+    (dict(momentum=1.0), ConfigError, "momentum"),
+    (dict(deepaugment_prob=1.5), ConfigError, "deepaugment_prob"),
+    (dict(warmup_epochs=5, epochs=2), ConfigError, "warmup_epochs \\(5\\) must be smaller than epochs \\(2\\)"),
+    (dict(batch_size=30, world_size=4), ConfigError, "batch_size 30 is not divisible by the world size 4"),
+    (dict(data="/nonexistent/cifar"), ConfigError, "--data directory /nonexistent/cifar does not exist"),
+    (dict(data="cifar10:/nonexistent"), ConfigError, "pass --download"),
+    (dict(data=None), ConfigError, "no training data: pass --data"),
+    (dict(eval_data="/nonexistent/test"), ConfigError, "--eval-data directory /nonexistent/test does not exist"),
+    (dict(method="ada+deepaugment"), ConfigError, "needs --deepaugment-data DIR"),
+    (dict(deepaugment_data="/tmp"), ConfigError, "only used by the deepaugment methods"),
+    (dict(device="tpu"), ConfigError, "unknown --device 'tpu'"),
+    (dict(momentum=0.0), ConfigError, "Nesterov momentum needs momentum > 0"),
+])
+def test_bad_config_fails_before_training(tmp_path, overrides, error, match):
+    world = overrides.pop("world_size", 1)
+    settings = dict(data=str(tmp_path), out=str(tmp_path / "run"), arch="resnet20", epochs=2, warmup_epochs=0)
+    settings.update(overrides)
+    with pytest.raises(error, match=match):
+        TrainConfig(**settings).validate(world_size=world)
+    assert not (tmp_path / "run").exists()
+
+
+def test_world_size_is_checked_by_train(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    with pytest.raises(ConfigError, match="not divisible by the world size 3"):
+        train(tiny(tmp_path, tmp_path / "run"))  # before any process group is set up
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_setting_in_config_file(tmp_path):
+    bad = tmp_path / "c.json"
+    bad.write_text(json.dumps({"epoch": 3}))
+    with pytest.raises(ConfigError, match="unknown setting\\(s\\) epoch in .*known: preset"):
+        TrainConfig.from_sources(bad)
+    bad.write_text("[1, 2]")
+    with pytest.raises(ConfigError, match="JSON object"):
+        TrainConfig.from_sources(bad)
+    with pytest.raises(ConfigError, match="does not exist"):
+        TrainConfig.from_sources(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (dict(subset=10_000), "--subset 10000 exceeds the 520 images"),
+    (dict(subset=100), "100 images, fewer than one batch of 128"),
+    (dict(num_classes=5), "labels reach 9 but the classifier has 5 outputs"),
+    (dict(method="ada", backbone="unet", backbone_weights="no-such-tag"), "cannot build the 'ada' augmentation"),
+    (dict(method="deepaugment", deepaugment_data="DEV"), "is not aligned with --data"),
+    (dict(eval_data="DEV", eval_crop=64), "smaller than the 64 centre crop"),
+])
+def test_data_dependent_errors_before_training(cifar_train_subset, cifar_dev_subset, tmp_path, overrides, match):
+    overrides = {k: (str(cifar_dev_subset) if v == "DEV" else v) for k, v in overrides.items()}
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match=match):
+        train(tiny(cifar_train_subset, out, **overrides))
+    assert not (out / "checkpoint.pt").exists() and not (out / "metrics.jsonl").exists()
+
+
+def test_existing_run_needs_resume_and_same_settings(cifar_train_subset, tmp_path):
+    out = tmp_path / "run"
+    train(tiny(cifar_train_subset, out, subset=128))
+    before = (out / "metrics.jsonl").read_text()
+    with pytest.raises(ConfigError, match="checkpoint.pt exists: pass --resume"):
+        train(tiny(cifar_train_subset, out, subset=128))
+    with pytest.raises(ConfigError, match="settings differ from the checkpoint's run: lr=0.1→0.2"):
+        train(tiny(cifar_train_subset, out, subset=128, lr=0.2, resume=True))
+    assert (out / "metrics.jsonl").read_text() == before
+
+
+def test_cli_reports_config_errors(tmp_path, capsys):
+    from adaaug.cli import main
+
+    assert main(["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("adaaug train: error: --data directory") and "does not exist" in err
+    assert main(["train", "--preset", "imagenet", "--epochs", "9", "--print-config"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["arch"], printed["epochs"], printed["batch_size"]) == ("resnet50", 9, 4096)

@@ -1,0 +1,143 @@
+"""Weight loading: sha256 checks, strict key/shape checks, the Hub path (offline), clear errors."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import adaaug.weights as W
+from adaaug.backbones import build_backbone
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def exported(tmp_path):
+    """A UNet exported with export_weights into a temporary weights directory."""
+    torch.manual_seed(0)
+    net = build_backbone("unet")
+    path = W.export_weights(net, "unet", "test", tmp_path / "weights", {"note": "made by the test"})
+    return net, path
+
+
+def test_export_writes_file_card_and_manifest(exported):
+    net, path = exported
+    card = json.loads(path.with_suffix(".json").read_text())
+    manifest = W.read_manifest(path.parent)
+    assert card["sha256"] == W.sha256_of(path) == manifest["files"]["unet"]["test"]["sha256"]
+    assert card["parameters"] == 58_627 and card["note"] == "made by the test"
+    assert path.read_bytes()[:8] != b"\x80\x02\x8a\x0a"  # not a pickle
+
+
+def test_packaged_resolution_loads_frozen_eval_module(exported, monkeypatch):
+    net, path = exported
+    monkeypatch.setattr(W, "packaged_dir", lambda: path.parent)
+    loaded = W.load_backbone("unet", "test")
+    assert not loaded.training and not any(p.requires_grad for p in loaded.parameters())
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k])
+
+
+def test_sha256_mismatch_names_the_file(exported, monkeypatch):
+    _, path = exported
+    monkeypatch.setattr(W, "packaged_dir", lambda: path.parent)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=f"sha256 mismatch for .*{path.name}"):
+        W.load_backbone("unet", "test")
+
+
+def test_truncated_file_is_a_clear_error(exported, tmp_path):
+    _, path = exported
+    bad = tmp_path / "truncated.safetensors"
+    bad.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match="truncated.safetensors.*safetensors"):
+        W.load_backbone("unet", bad)
+
+
+def test_wrong_architecture_names_the_keys(exported):
+    _, path = exported
+    with pytest.raises(ValueError, match="missing keys"):
+        W.load_backbone("edsr", path)
+
+
+def test_wrong_shape_names_the_key(tmp_path):
+    from safetensors.torch import save_file
+
+    state = {k: v.clone() for k, v in build_backbone("unet").state_dict().items()}
+    state["out.weight"] = torch.zeros(3, 16, 1, 1)
+    save_file(state, str(tmp_path / "s.safetensors"))
+    with pytest.raises(ValueError, match="'out.weight' has shape"):
+        W.load_backbone("unet", tmp_path / "s.safetensors")
+
+
+def test_unknown_tag_and_unknown_name(exported, monkeypatch):
+    _, path = exported
+    monkeypatch.setattr(W, "packaged_dir", lambda: path.parent)
+    with pytest.raises(ValueError, match="unknown weights tag 'imagenet'.*known tags: test"):
+        W.load_backbone("unet", "imagenet")
+    with pytest.raises(ValueError, match="no pretrained weights are published for 'edsr'"):
+        W.load_backbone("edsr", "test")
+
+
+def test_missing_file_path():
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        W.load_backbone("unet", "/nonexistent/x.safetensors")
+
+
+_HUB_SCRIPT = """
+import sys, adaaug.weights as W
+from pathlib import Path
+W.packaged_dir = lambda: Path(sys.argv[1])
+try:
+    m = W.load_backbone("unet", "test")
+    print("LOADED", float(sum(p.sum() for p in m.parameters())))
+except Exception as e:
+    print("ERROR", type(e).__name__, e)
+"""
+
+
+def _run_offline(manifest_dir: Path, hf_home: Path) -> str:
+    env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    env.pop("HF_HUB_CACHE", None)
+    out = subprocess.run([sys.executable, "-c", _HUB_SCRIPT, str(manifest_dir)], env=env, capture_output=True,
+                         text=True, timeout=120)
+    return out.stdout + out.stderr
+
+
+def test_hub_download_path_offline_from_a_populated_cache(exported, tmp_path):
+    net, path = exported
+    manifest = W.read_manifest(path.parent)
+    manifest["hub"] = {"repo_id": "someone/adaaug-test", "revision": "v1"}
+    only_manifest = tmp_path / "packaged"  # the wheel without the file: forces the Hub path
+    only_manifest.mkdir()
+    (only_manifest / "manifest.json").write_text(json.dumps(manifest))
+    # lay out the HF cache as huggingface_hub writes it: refs/<revision> → snapshots/<commit>/<file>
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo_dir = tmp_path / "hf" / "hub" / "models--someone--adaaug-test"
+    (repo_dir / "refs").mkdir(parents=True)
+    (repo_dir / "refs" / "v1").write_text(commit)
+    snap = repo_dir / "snapshots" / commit
+    snap.mkdir(parents=True)
+    (snap / path.name).write_bytes(path.read_bytes())
+    out = _run_offline(only_manifest, tmp_path / "hf")
+    assert "LOADED" in out, out
+    assert abs(float(out.split("LOADED")[1]) - float(sum(p.detach().sum() for p in net.parameters()))) < 1e-3
+    # a corrupted cached file is caught by the sha256
+    (snap / path.name).write_bytes(path.read_bytes()[:-1] + b"\x00")
+    assert "sha256 mismatch" in _run_offline(only_manifest, tmp_path / "hf")
+
+
+def test_offline_with_nothing_cached_says_where_it_looked(exported, tmp_path):
+    _, path = exported
+    only_manifest = tmp_path / "packaged"
+    only_manifest.mkdir()
+    (only_manifest / "manifest.json").write_text((path.parent / "manifest.json").read_text())
+    out = _run_offline(only_manifest, tmp_path / "empty-hf")
+    assert "FileNotFoundError" in out and "Looked at" in out and "Hugging Face Hub" in out, out
