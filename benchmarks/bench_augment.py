@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--size", type=int, default=32, help="image side (32: CIFAR-10)")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
-    p.add_argument("--chunk-size", type=int, default=32, help="DeepAugment examples per vmap chunk")
+    p.add_argument("--chunk-size", type=int, default=16, help="DeepAugment examples per vmap chunk")
     p.add_argument("--weights", default="none", help="backbone weights tag, or 'none'")
     p.add_argument("--only", nargs="*", choices=("deepaugment-edsr", "deepaugment-cae", "augmix"))
     p.add_argument("--out", help="JSON path (default benchmarks/results/augment-<device>.json)")

@@ -22,8 +22,6 @@ rounding after each one, except inside equalize).
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF

@@ -279,4 +279,5 @@ class AugmentationPipeline:
         return loss
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(method={self.method!r}, preset={self.preset!r}, stages={[k for k, _ in self.stages]})"
+        stages = [k for k, _ in self.stages]
+        return f"{type(self).__name__}(method={self.method!r}, preset={self.preset!r}, stages={stages})"

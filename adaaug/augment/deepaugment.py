@@ -9,15 +9,19 @@ AdA paper as a pre-processed copy of the training set, App. E.5):
   conv layers (EDSR: the 32 residual-block convs; CAE: residual-block convs and the
   3×3 decoder convs, 80% of the draws in the decoder);
 * **activation distortions**: EDSR, one operation after the head conv and one after
-  the fifth residual block; CAE, one operation on the binarised latent code.
+  the fifth residual block; CAE, one operation on the binarised latent code (binarised
+  deterministically, sign(z), as the frozen CAE does in eval mode).
 
 Every example draws its own distortions (the reference redraws the weights for only
 ~5% of images). Per-example weights are batched with ``torch.func.functional_call``
 + ``vmap`` over chunks of ``chunk_size`` examples, as in :mod:`adaaug.transform`: only
 the layers some example of the chunk distorted get per-example copies, the others
-stay shared. Activation operations run outside ``vmap`` on the whole chunk, grouped
-by operation, with per-example masks and permutations. The operations themselves are
-in :mod:`adaaug.augment.deepaugment_ops`.
+stay shared. All weight draws are planned for the whole batch first, and examples are
+chunked in the order of the layers they distort, so that a chunk needs few
+per-example layers (the CAE, with one operation per example, gains most). Activation
+operations run outside ``vmap`` on the whole chunk, grouped by operation, with
+per-example masks and permutations. The operations themselves are in
+:mod:`adaaug.augment.deepaugment_ops`.
 
 The output is clamped to [0, 1] (NaN/Inf from extreme distortions are mapped to 0/1
 first, so it is always finite). Images keep their size (EDSR: ×2 downsampling then ×2
@@ -110,7 +114,7 @@ class DeepAugment:
                  generator: torch.Generator | None = None, *, ops: Sequence[str] | None = None,
                  num_ops: int | None = None, head_ops: Sequence[str] | None = None,
                  block_ops: Sequence[str] | None = None, latent_ops: Sequence[str] | None = None,
-                 chunk_size: int = 32) -> None:
+                 chunk_size: int = 16) -> None:
         if isinstance(backbone, str):
             if backbone not in ("edsr", "cae"):
                 raise ValueError(f"DeepAugment backbone must be 'edsr' or 'cae', got {backbone!r}")
@@ -170,7 +174,8 @@ class DeepAugment:
             for k, name in enumerate(self.ops):
                 ex = (choice == k).nonzero().squeeze(1)
                 if ex.numel():
-                    entries += [(prim, layer, ex) for prim, layer in ops_mod.WEIGHT_OPS[name](self.layout, ex.numel(), g)]
+                    expansion = ops_mod.WEIGHT_OPS[name](self.layout, ex.numel(), g)
+                    entries += [(prim, layer, ex) for prim, layer in expansion]
             plan.append(entries)
         return plan
 

@@ -21,6 +21,14 @@ Departures from the reference scripts (defects listed in ``deepaugment.md``): th
 multiplicative noise is ``W·(1 + s·ε)`` with ε ~ U(−1, 1), symmetric around 1; skipped
 residual blocks are skipped in a chain (handled by the caller); biases are only ever
 taken from biases.
+
+Readings of the description where it leaves details open (adaaug's choices): EDSR has
+20 drawable operations (the reference's 17, with the layer/block variants listed
+separately); "keep the largest tap" keeps the largest in magnitude; subsets of filters
+are drawn without replacement per example; the uniform filter bank is U(0, 1)·U(0, 1)/6;
+the one-hot bank shifts each channel by its own random offset and sign; the CAE latent
+scale is ``3 + s·U(0, 2)`` with s a random sign; "flip along spatial axes" flips both;
+skipped EDSR blocks are drawn among those after the fifth.
 """
 from __future__ import annotations
 
@@ -127,7 +135,8 @@ def _rot90(w, b, g):
 def _mask(kind: str) -> Primitive:
     def prim(w, b, g):
         u = rand(tuple(w.shape), g, w)
-        factor = torch.where(u < 0.5, -1.0, 1.0) if kind == "rademacher" else (u < 0.5).to(w.dtype)
+        q = paper.DEEPAUGMENT_MASK_PROBABILITY
+        factor = torch.where(u < q, -1.0, 1.0) if kind == "rademacher" else (u < q).to(w.dtype)
         return w * factor.to(w.dtype), b
     return prim
 
@@ -337,7 +346,7 @@ def _latent_permute(h, g):
 
 def _latent_flip(h, g):
     m, c = h.shape[:2]
-    every = (torch.rand(m, 1, generator=g, device=_gdev(g)) < 0.5).to(h.device)
+    every = (torch.rand(m, 1, generator=g, device=_gdev(g)) < paper.DEEPAUGMENT_LATENT_FLIP_ALL).to(h.device)
     chosen = subset_mask(m, c, paper.DEEPAUGMENT_LATENT_FLIP, g, h.device) | every
     return torch.where(chosen.view(m, c, 1, 1), h.flip(-2, -1), h)
 

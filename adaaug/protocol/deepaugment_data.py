@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                              "'none' for an untrained network (testing only)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--chunk-size", type=int, default=32, help="examples per vmap chunk (memory)")
+    parser.add_argument("--chunk-size", type=int, default=16, help="examples per vmap chunk (memory)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty DST")
 
@@ -61,7 +61,7 @@ def main(args: argparse.Namespace) -> int:
         raise RuntimeError(f"listed {len(files)} files but decoded {len(data)} images under {src}")
     weights = None if str(args.weights).lower() == "none" else args.weights
     device = torch.device(args.device)
-    generator = torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(args.seed)
+    generator = torch.Generator().manual_seed(args.seed)  # CPU draws: the same distortions on any device
     torch.manual_seed(args.seed)  # only matters for --weights none (a freshly initialised network)
     da = DeepAugment(args.backbone, weights=weights, generator=generator, chunk_size=args.chunk_size)
     for cls in data.classes:

@@ -121,16 +121,16 @@ def test_ada_end_to_end_through_cli(cifar_train_subset, tmp_path, capsys):
     out = tmp_path / "ada"
     config = tmp_path / "settings.json"
     config.write_text(json.dumps({"arch": "resnet20", "epochs": 3, "batch_size": 128, "method": "ada"}))
-    rc = main(["train", "--config", str(config), "--data", str(cifar_train_subset), "--subset", "512",
+    rc = main(["train", "--config", str(config), "--data", str(cifar_train_subset), "--subset", "256",
                "--epochs", "1", "--warmup-epochs", "0", "--backbone", "unet", "--backbone-weights", "none",
-               "--ada-steps", "1", "--chunk-size", "32", "--device", "cpu", "--no-progress", "--out", str(out)])
+               "--ada-steps", "1", "--chunk-size", "64", "--device", "cpu", "--no-progress", "--out", str(out)])
     assert rc == 0
     saved = json.loads((out / "config.json").read_text())
     assert (saved["epochs"], saved["method"], saved["backbone"], saved["ada_steps"]) == (1, "ada", "unet", 1)
     assert saved["backbone_weights"] is None and saved["nu"] == paper.NU_EDSR_CIFAR10
     (line,) = read_metrics(out)
     assert line["eval_acc"] is None and math.isfinite(line["train_loss"])
-    assert json.loads(capsys.readouterr().out.split("\n", 1)[1])["train_images"] == 512
+    assert json.loads(capsys.readouterr().out.split("\n", 1)[1])["train_images"] == 256
 
 
 def test_resume_after_kill_is_bitwise_identical(cifar_train_subset, cifar_dev_subset, tmp_path):
