@@ -25,21 +25,37 @@ def default_step_size(radii: Blocks) -> float:
     return STEP_SIZE_MEDIAN_FRACTION * r.median().item()
 
 
-def random_init(params: Blocks, radii: Blocks, n: int, generator: torch.Generator | None = None) -> Blocks:
-    """δ⁰: per example and block, a uniformly random direction scaled to r ~ U(0, ν‖φ_i‖₂).
+def example_seeds(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One 63-bit seed per example (int64, CPU), drawn from ``generator`` (torch's global RNG if None).
 
-    Random numbers are drawn on the generator's device (CPU by default) in float32,
-    so a CPU generator gives the same draw whatever device the blocks live on.
+    Each example's δ⁰ is drawn from its own seed, so the draw does not depend on the
+    nano-batch size or on which other examples share the batch.
     """
-    gen_device = generator.device if generator is not None else torch.device("cpu")
-    delta = {}
-    for k, p in params.items():
-        direction = torch.randn((n, p.numel()), generator=generator, device=gen_device)
-        direction = direction / direction.norm(dim=1, keepdim=True).clamp_min(torch.finfo(direction.dtype).tiny)
-        u = torch.rand((n, 1), generator=generator, device=gen_device)
-        d = (direction * u).to(device=p.device, dtype=p.dtype) * radii[k]
-        delta[k] = d.view(n, *p.shape)
-    return delta
+    device = generator.device if generator is not None else torch.device("cpu")
+    return torch.randint(0, 2 ** 63 - 1, (n,), generator=generator, device=device).cpu()
+
+
+def random_init(params: Blocks, radii: Blocks, seeds: torch.Tensor) -> Blocks:
+    """δ⁰ (Algorithm 1, step 1): per example and block, a uniformly random direction scaled to
+    r ~ U(0, ν‖φ_i‖₂).
+
+    Args:
+        params: the blocks φ_i (their shapes, device and dtype are used).
+        radii: ν‖φ_i‖₂ per block, from :func:`block_radii`.
+        seeds: int64 tensor ``N``, one seed per example (:func:`example_seeds`).
+
+    Returns ``{name: N × *φ_name.shape}``. Numbers are drawn on the CPU in float32,
+    so a seed gives the same δ⁰ on every device.
+    """
+    per_block: dict[str, list[torch.Tensor]] = {k: [] for k in params}
+    for seed in seeds.tolist():
+        g = torch.Generator().manual_seed(seed)
+        for k, p in params.items():
+            direction = torch.randn(p.numel(), generator=g)
+            direction /= direction.norm().clamp_min(torch.finfo(direction.dtype).tiny)
+            per_block[k].append(direction.mul_(torch.rand((), generator=g)))
+    return {k: torch.stack(v).to(device=p.device, dtype=p.dtype).mul_(radii[k]).view(len(seeds), *p.shape)
+            for (k, v), p in zip(per_block.items(), params.values())}
 
 
 def per_example_norms(delta: Blocks) -> Blocks:

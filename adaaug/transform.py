@@ -33,7 +33,8 @@ from torch.func import functional_call, vmap
 
 from . import paper
 from .line_search import ssim, ssim_line_search
-from .perturb import Blocks, block_radii, default_step_size, project_, random_init, relative_norms, sign_step_
+from .perturb import (Blocks, block_radii, default_step_size, example_seeds, project_, random_init, relative_norms,
+                      sign_step_)
 from .validation import check_images, check_label_range, check_labels, check_positive
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -236,7 +237,6 @@ class AdversarialAugment:
     def _maximise(self, c: _Corruptor, x: torch.Tensor, y: torch.Tensor, delta: Blocks) -> tuple[torch.Tensor, Blocks]:
         """Algorithm 1, steps 2–3, on one nano-batch: M projected sign steps, then x' = c_{φ+δ}(x)."""
         params, buffers, radii = c.state(x.device, x.dtype)
-        delta = {k: d.clone() for k, d in delta.items()}
         for _ in range(self.steps):
             leaves = {k: d.requires_grad_(True) for k, d in delta.items()}
             with torch.enable_grad():
@@ -283,11 +283,12 @@ class AdversarialAugment:
                     if not len(idx):
                         continue
                     params, _, radii = c.state(device, compute)
-                    delta = random_init(params, radii, len(idx), generator)
+                    seeds = example_seeds(len(idx), generator)  # δ⁰ drawn per nano-batch from these
                     rel = torch.full((n, len(params)), float("nan"), device=device)
                     for chunk in torch.split(torch.arange(len(idx), device=device), self.chunk_size):
                         sel = idx[chunk]
-                        x_adv, d = self._maximise(c, x[sel], labels[sel], {k: v[chunk] for k, v in delta.items()})
+                        delta0 = random_init(params, radii, seeds[chunk.cpu()])
+                        x_adv, d = self._maximise(c, x[sel], labels[sel], delta0)
                         out[sel] = x_adv
                         rel[sel] = relative_norms(d, params).float()
                     for i in idx.tolist():

@@ -4,8 +4,9 @@
 
 Each augmentation is called once to warm up, then ``--repeats`` times on a batch of
 random ``--size``×``--size`` images; the table reports the median time per batch and
-images/s. Backbones are freshly initialised unless ``--weights`` names a tag (speed does
-not depend on the weight values). Results go to ``benchmarks/results/augment-<device>.json``.
+images/s, with the undistorted backbone pass (``*-plain``) as the floor. Backbones are
+freshly initialised unless ``--weights`` names a tag (speed does not depend on the
+weight values). Results go to ``benchmarks/results/augment-<device>.json``.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adaaug.augment.augmix import AugMix  # noqa: E402
 from adaaug.augment.deepaugment import DeepAugment  # noqa: E402
+from adaaug.weights import load_backbone  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:
@@ -31,12 +33,14 @@ def _sync(device: torch.device) -> None:
 
 
 def _time(fn, x: torch.Tensor, repeats: int, device: torch.device) -> list[float]:
-    fn(x)  # warm-up
+    with torch.no_grad():
+        fn(x)  # warm-up
     _sync(device)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        fn(x)
+        with torch.no_grad():
+            fn(x)
         _sync(device)
         times.append(time.perf_counter() - start)
     return times
@@ -51,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--chunk-size", type=int, default=16, help="DeepAugment examples per vmap chunk")
     p.add_argument("--weights", default="none", help="backbone weights tag, or 'none'")
-    p.add_argument("--only", nargs="*", choices=("deepaugment-edsr", "deepaugment-cae", "augmix"))
+    p.add_argument("--only", nargs="*",
+                   choices=("edsr-plain", "deepaugment-edsr", "cae-plain", "deepaugment-cae", "augmix"))
     p.add_argument("--out", help="JSON path (default benchmarks/results/augment-<device>.json)")
     args = p.parse_args(argv)
     if args.threads:
@@ -61,8 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     g = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
     x = torch.rand(args.batch_size, 3, args.size, args.size, generator=g).to(device)
+    def plain(name: str):
+        """The undistorted backbone on the whole batch: the floor DeepAugment's overhead is measured against."""
+        net = load_backbone(name, weights).to(device)
+        return lambda t: net(t).clamp(0, 1)
+
     cases = {
+        "edsr-plain": lambda: plain("edsr"),
         "deepaugment-edsr": lambda: DeepAugment("edsr", weights=weights, generator=g, chunk_size=args.chunk_size),
+        "cae-plain": lambda: plain("cae"),
         "deepaugment-cae": lambda: DeepAugment("cae", weights=weights, generator=g, chunk_size=args.chunk_size),
         "augmix": lambda: AugMix(generator=g),
     }

@@ -31,7 +31,7 @@ from adaaug import AdversarialAugment
 from adaaug.backbones import build_backbone
 from adaaug.models import build_classifier
 from adaaug.line_search import ssim_line_search
-from adaaug.perturb import project_, random_init, sign_step_
+from adaaug.perturb import example_seeds, project_, random_init, sign_step_
 
 
 def _sync(device: torch.device) -> None:
@@ -78,7 +78,7 @@ def main() -> None:
     ada = AdversarialAugment(model, backbone=backbone, steps=args.steps, chunk_size=args.chunk_size)
     c = ada.corruptors[0]
     params, buffers, radii = c.state(device, torch.float32)
-    delta = random_init(params, radii, args.batch_size, torch.Generator().manual_seed(0))
+    delta = random_init(params, radii, example_seeds(args.batch_size, torch.Generator().manual_seed(0)))
 
     def vmap_grad():
         for chunk in torch.split(torch.arange(args.batch_size, device=device), args.chunk_size):
@@ -109,7 +109,7 @@ def main() -> None:
     g = lambda: torch.Generator().manual_seed(0)
     rows["ada(x, y) full call"] = timed(lambda: ada(x, y, generator=g()), device, max(1, args.repeats - 1))
     parts = {}
-    parts["init"] = timed(lambda: random_init(params, radii, args.batch_size, g()), device, args.repeats)
+    parts["init"] = timed(lambda: random_init(params, radii, example_seeds(args.batch_size, g())), device, args.repeats)
     grads = {k: torch.randn_like(v) for k, v in delta.items()}
     work = {k: v.clone() for k, v in delta.items()}
 

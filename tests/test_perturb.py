@@ -6,7 +6,8 @@ import math
 import torch
 from scipy import stats
 
-from adaaug.perturb import block_radii, default_step_size, project, random_init, relative_norms, sign_step
+from adaaug.perturb import (block_radii, default_step_size, example_seeds, project, random_init, relative_norms,
+                            sign_step)
 
 
 def _params():
@@ -26,7 +27,7 @@ def test_radii_and_step_size_by_hand():
 def test_init_radius_is_uniform_and_direction_isotropic():
     p = _params()
     r = block_radii(p, 0.05)
-    d = random_init(p, r, 4000, torch.Generator().manual_seed(1))
+    d = random_init(p, r, example_seeds(4000, torch.Generator().manual_seed(1)))
     for k in p:
         assert d[k].shape == (4000, *p[k].shape)
         u = (d[k].flatten(1).norm(dim=1) / r[k]).numpy()
@@ -64,3 +65,13 @@ def test_sign_step_and_relative_norms():
     rel = relative_norms(s, p)
     assert rel.shape == (2, 3)
     assert math.isclose(rel[0, 0].item(), 0.5 * math.sqrt(p["w"].numel()) / p["w"].norm().item(), rel_tol=1e-5)
+
+
+def test_init_depends_only_on_each_examples_seed():
+    p = _params()
+    r = block_radii(p, 0.05)
+    seeds = example_seeds(5, torch.Generator().manual_seed(0))
+    full = random_init(p, r, seeds)
+    part = random_init(p, r, seeds[2:4])
+    assert all(torch.equal(full[k][2:4], part[k]) for k in p)
+    assert not torch.equal(full["w"][0], full["w"][1])

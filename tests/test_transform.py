@@ -10,7 +10,7 @@ from torch import nn
 import adaaug.transform as transform_module
 from adaaug import AdversarialAugment
 from adaaug.backbones import build_backbone
-from adaaug.perturb import block_radii, random_init
+from adaaug.perturb import block_radii, example_seeds, random_init
 
 
 def _batch(n=6, seed=0):
@@ -26,7 +26,7 @@ def _reference(model, backbone, x, y, nu, steps, seed):
     eta = 0.25 * torch.stack(list(radii.values())).median().item()
     g = torch.Generator().manual_seed(seed)
     torch.randperm(len(x), generator=g)  # the transform assigns backbones first
-    delta0 = random_init(phi, radii, len(x), g)
+    delta0 = random_init(phi, radii, example_seeds(len(x), g))
     outs = []
     for n in range(len(x)):
         net = copy.deepcopy(backbone).eval()

@@ -103,7 +103,8 @@ def standard_augment(x: torch.Tensor, preset: str, generator: torch.Generator | 
             CIFAR-10), then a random horizontal flip (p = 0.5). ``"imagenet"``: a
             random-resized crop with torchvision's ``RandomResizedCrop`` defaults
             (scale (0.08, 1), ratio (3/4, 4/3), 10 attempts then the central crop),
-            resized bilinearly (no antialiasing) to 128×128, then a random flip.
+            resized bilinearly to 128×128 (as ``F.interpolate(crop, 128, mode="bilinear")``:
+            no antialiasing when shrinking), then a random flip.
         generator: ``torch.Generator`` for the draws (``None``: torch's global RNG);
             the numbers are drawn on its device, so a CPU generator gives the same
             result on any device.
@@ -131,8 +132,12 @@ def standard_augment(x: torch.Tensor, preset: str, generator: torch.Generator | 
     # output pixel centres mapped into the crop box, in grid_sample's [-1, 1] (align_corners=False) units
     t = (torch.arange(size, device=x.device, dtype=torch.float64) + 0.5) / size  # (0, 1) across the output
     t_x = torch.where(flip.view(n, 1), 1 - t, t)
-    gx = (left.view(n, 1) + t_x * cw.view(n, 1)) / width * 2 - 1
-    gy = (top.view(n, 1) + t * ch.view(n, 1)) / height * 2 - 1
+    # sample inside the crop only (edge pixels replicated), as resizing the cropped image would
+    px = torch.minimum(torch.maximum(left.view(n, 1) + t_x * cw.view(n, 1), left.view(n, 1) + 0.5),
+                       (left + cw).view(n, 1) - 0.5)
+    py = torch.minimum(torch.maximum(top.view(n, 1) + t * ch.view(n, 1), top.view(n, 1) + 0.5),
+                       (top + ch).view(n, 1) - 0.5)
+    gx, gy = px / width * 2 - 1, py / height * 2 - 1
     grid = torch.stack(torch.broadcast_tensors(gx.view(n, 1, size), gy.view(n, size, 1)), dim=-1)
     xf = x.float() / 255 if x.dtype == torch.uint8 else x
     out = F.grid_sample(xf, grid.to(xf.dtype), mode="bilinear", padding_mode="border", align_corners=False)

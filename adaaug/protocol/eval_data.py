@@ -30,6 +30,13 @@ from .corruptions import ALL
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm"}
 
 
+def _spread(total: int, n: int) -> np.ndarray:
+    """``n`` distinct, evenly spaced indices into ``range(total)`` (``n`` ≤ ``total``)."""
+    if n <= 0:
+        raise ValueError(f"a subset size must be positive, got {n}")
+    return np.unique(np.linspace(0, total - 1, n).round().astype(np.int64))
+
+
 class ImageSource(Protocol):
     labels: np.ndarray
     classes: list[str] | None
@@ -64,12 +71,15 @@ class ArraySource:
         return len(self.labels)
 
     def take(self, n: int | None) -> "ArraySource":
-        """The first ``n`` examples (all if ``n`` is None)."""
-        return self if n is None else ArraySource(self.images[:n], self.labels[:n], self.classes)
+        """``n`` evenly spaced examples, in order (class-balanced on class-sorted sets); all if None."""
+        if n is None or n >= len(self):
+            return self
+        idx = _spread(len(self), n)
+        return ArraySource(self.images[idx], self.labels[idx], self.classes)
 
     def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
         for lo in range(0, len(self), batch_size):
-            chunk = torch.from_numpy(np.ascontiguousarray(self.images[lo:lo + batch_size]))
+            chunk = torch.from_numpy(np.array(self.images[lo:lo + batch_size]))  # a writable copy
             yield chunk.permute(0, 3, 1, 2).float().div_(255)
 
 
@@ -100,11 +110,12 @@ class FolderSource:
         return len(self.files)
 
     def take(self, n: int | None) -> "FolderSource":
-        """The first ``n`` examples (all if ``n`` is None)."""
-        if n is None:
+        """``n`` evenly spaced examples, in order (class-balanced on class-sorted sets); all if None."""
+        if n is None or n >= len(self):
             return self
+        idx = _spread(len(self), n)
         out = FolderSource.__new__(FolderSource)
-        out.__dict__.update(self.__dict__, files=self.files[:n], labels=self.labels[:n])
+        out.__dict__.update(self.__dict__, files=[self.files[i] for i in idx], labels=self.labels[idx])
         return out
 
     def _load(self, path: Path) -> np.ndarray:
@@ -216,7 +227,7 @@ class CorruptionDir:
         if name in self.npy:
             array = np.load(self.npy[name], mmap_mode="r")
             n = len(array) // 5
-            sl = slice((severity - 1) * n, (severity - 1) * n + (n if limit is None else min(limit, n)))
-            return ArraySource(array[sl], self.labels[sl])
+            sl = slice((severity - 1) * n, severity * n)
+            return ArraySource(array[sl], self.labels[sl]).take(limit)
         folder = self.folders[name] / str(severity)
         return FolderSource(folder, self.size).take(limit)

@@ -114,7 +114,7 @@ def evaluate_corruptions(model: Union[nn.Module, Predictor], c_dir: str | os.Pat
         model: classifier on [0, 1] images, or a predictor (e.g. :class:`~adaaug.protocol.param_noise.NoisyPredictor`).
         alexnet: normalise by AlexNet's errors (ImageNet-C) instead of the plain mean (CIFAR-10-C).
         corruptions: subset to evaluate (default: every corruption present).
-        limit: evaluate only the first ``limit`` images of each severity (smoke tests).
+        limit: evaluate only ``limit`` evenly spaced images of each severity (smoke tests).
     Returns:
         ``{"errors": {c: [e_1..e_5]}, "ce": {c: mean}, "mce": float | None, "extra": {c: mean},
         "normalized_ce": {...}, "unnormalized_mce": ...}`` (the last two with ``alexnet``), in %.
@@ -292,10 +292,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attacks", action="store_true", help="ℓ∞ (1/255, 2/255) and ℓ2 (0.5, 1.0) robust accuracy")
     p.add_argument("--attack-method", choices=("auto", "autoattack", "pgd"), default="auto",
                    help="auto: AutoAttack for 32×32 images (CIFAR-10), 100-step PGD × 10 restarts otherwise")
-    p.add_argument("--attack-samples", type=int, help="attack only the first N clean test images")
+    p.add_argument("--attack-samples", type=int, help="attack only N evenly spaced clean test images")
     p.add_argument("--param-noise", type=float, nargs="+", metavar="ETA", help="η values, e.g. 0 0.02 0.04")
     p.add_argument("--noise-samples", type=int, default=paper.PARAM_NOISE_SAMPLES)
-    p.add_argument("--limit", type=int, help="only the first N images of every set/severity (smoke tests)")
+    p.add_argument("--limit", type=int, help="only N evenly spaced images of every set/severity (smoke tests)")
     p.add_argument("--seed", type=int, default=0, help="seeds attacks and parameter noise")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", help="default: cuda if available, else cpu")
@@ -329,14 +329,9 @@ def main(args: argparse.Namespace) -> int:
             results.setdefault("shift", {})[name] = evaluate_shift(model, path, train_classes=clean.classes,
                                                                    image_size=args.image_size, **opts)
     if args.attacks:
-        n = args.attack_samples or len(clean)
-        batches, have = [], 0
-        for batch in clean.batches(args.batch_size):
-            batches.append(batch)
-            have += len(batch)
-            if have >= n:
-                break
-        images, labels = torch.cat(batches)[:n], torch.from_numpy(clean.labels[:n])
+        subset = clean.take(args.attack_samples)
+        images = torch.cat(list(subset.batches(args.batch_size)))
+        labels = torch.from_numpy(subset.labels)
         method = args.attack_method
         if method == "auto":
             method = "autoattack" if tuple(images.shape[2:]) == (32, 32) else "pgd"

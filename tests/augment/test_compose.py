@@ -56,6 +56,19 @@ def test_imagenet_preset_random_resized_crop_to_128():
     torch.testing.assert_close(standard_augment(flat, "imagenet", _gen()), torch.full((2, 3, 128, 128), 0.25))
 
 
+def test_imagenet_crop_matches_resizing_the_cropped_image():
+    from adaaug.augment.compose import _resized_crop_boxes
+
+    x = torch.rand(6, 3, 150, 200, generator=_gen(7))
+    y = standard_augment(x, "imagenet", _gen(8))
+    boxes = _resized_crop_boxes(6, 150, 200, _gen(8))
+    for i in range(6):
+        t, l, h, w = (int(b[i]) for b in boxes)
+        ref = F.interpolate(x[i:i + 1, :, t:t + h, l:l + w], size=(128, 128), mode="bilinear", align_corners=False)
+        err = min((y[i] - ref[0]).abs().max(), (y[i] - ref[0].flip(-1)).abs().max())
+        assert err < 1e-4, f"example {i}: crop box ({t}, {l}, {h}, {w}) resampled wrongly"
+
+
 def test_standard_augment_is_seeded():
     x = torch.rand(4, 3, 32, 32, generator=_gen(4))
     for preset in ("cifar10", "imagenet"):

@@ -135,7 +135,7 @@ def test_ada_end_to_end_through_cli(cifar_train_subset, tmp_path, capsys):
 
 def test_resume_after_kill_is_bitwise_identical(cifar_train_subset, cifar_dev_subset, tmp_path):
     """2 epochs straight vs. killed after epoch 1 and resumed: the same weights, bit for bit."""
-    settings = dict(subset=64, batch_size=32, epochs=2, warmup_epochs=1, eval_data=str(cifar_dev_subset),
+    settings = dict(subset=32, batch_size=16, epochs=2, warmup_epochs=1, eval_data=str(cifar_dev_subset),
                     eval_batch_size=100, **ada())
     straight = train(tiny(cifar_train_subset, tmp_path / "straight", **settings))
 
@@ -162,6 +162,51 @@ def test_resume_after_kill_is_bitwise_identical(cifar_train_subset, cifar_dev_su
     drop = ("epoch_s", "wall_s", "images_per_s")
     strip = lambda rows: [{k: v for k, v in r.items() if k not in drop} for r in rows]  # noqa: E731
     assert strip(read_metrics(tmp_path / "killed")) == strip(read_metrics(tmp_path / "straight"))
+
+
+def test_all_three_augmentations_with_jsd(cifar_train_subset, tmp_path):
+    """AdA + AugMix (JSD triple) + DeepAugment: the full App. E.5 pipeline trains.
+
+    The "DeepAugment copy" here is the training set itself: aligned by construction.
+    """
+    out = tmp_path / "all"
+    result = train(tiny(cifar_train_subset, out, subset=32, batch_size=16, deepaugment_data=str(cifar_train_subset),
+                        **{**ada(), "method": "ada+augmix+deepaugment"}))
+    assert result["steps_per_epoch"] == 2 and math.isfinite(result["final_train_loss"])
+    assert load_checkpoint(out / "checkpoint.pt")["config"]["jsd"] is True
+
+
+def test_imagenet_preset_shapes(tmp_path, monkeypatch):
+    """ImageNet protocol on 256×256 images: random crop resized to 128 for training, 224 centre crop for eval."""
+    from PIL import Image
+
+    root = tmp_path / "imagenet-like"
+    g = torch.Generator().manual_seed(0)
+    for c in ("n01", "n02"):
+        (root / c).mkdir(parents=True)
+        for k in range(4):
+            small = (torch.rand(3, 16, 16, generator=g) * 255).to(torch.uint8)
+            big = torch.nn.functional.interpolate(small[None].float(), size=256, mode="nearest")[0]
+            Image.fromarray(big.to(torch.uint8).permute(1, 2, 0).numpy()).save(root / c / f"{k}.png")
+    seen = []
+    from adaaug.augment.compose import AugmentationPipeline
+    call = AugmentationPipeline.__call__
+
+    def spy(self, images, labels, deepaugment_images=None):
+        views = call(self, images, labels, deepaugment_images)
+        seen.append((tuple(images.shape), tuple(views[0].shape)))
+        return views
+
+    cfg = TrainConfig(preset="imagenet", data=str(root), eval_data=str(root), out=str(tmp_path / "run"),
+                      arch="resnet20", epochs=1, batch_size=4, warmup_epochs=0, progress=False, device="cpu")
+    assert cfg.eval_crop == 224 and cfg.weight_decay == 5e-4
+    monkeypatch.setattr(AugmentationPipeline, "__call__", spy)
+    result = train(cfg)
+    assert seen == [((4, 3, 256, 256), (4, 3, 128, 128))] * 2
+    assert result["final_eval_acc"] is not None
+    import safetensors
+    with safetensors.safe_open(str(tmp_path / "run" / "final.safetensors"), "pt") as f:
+        assert f.metadata()["normalize"] == "imagenet" and f.metadata()["arch"] == "resnet20"
 
 
 # ---- fail fast -----------------------------------------------------------------------------
