@@ -124,8 +124,8 @@ def _load(spec: str, train: bool, cfg: TrainConfig, env: D.DistEnv) -> ImageSet:
     return load_images(spec, train=train, download=cfg.download)
 
 
-def load_data(cfg: TrainConfig, env: D.DistEnv) -> tuple[ImageSet, ImageSet | None, ImageSet | None]:
-    """(training set after ``subset``, evaluation set or None, aligned DeepAugment copy or None).
+def load_data(cfg: TrainConfig, env: D.DistEnv) -> tuple[ImageSet, ImageSet | None, list[ImageSet]]:
+    """(training set after ``subset``, evaluation set or None, aligned DeepAugment copies, maybe none).
 
     Raises :class:`ConfigError` for data that cannot serve the configuration: a subset larger
     than the set, fewer images than one global batch, a DeepAugment copy not aligned with the
@@ -143,17 +143,17 @@ def load_data(cfg: TrainConfig, env: D.DistEnv) -> tuple[ImageSet, ImageSet | No
     if int(train_set.labels.max()) >= num_classes:
         raise ConfigError(f"labels reach {int(train_set.labels.max())} but the classifier has {num_classes} outputs; "
                           f"fix --num-classes")
-    deep = None
-    if cfg.deepaugment_data is not None:
-        deep_full = load_images(cfg.deepaugment_data)
-        if len(deep_full) != len(full) or not torch.equal(deep_full.labels, full.labels) \
-                or deep_full.images.shape[1:] != full.images.shape[1:]:
+    deep = []
+    for spec in cfg.deepaugment_dirs:
+        copy = load_images(spec)
+        same_labels = len(copy) == len(full) and torch.equal(copy.labels, full.labels)
+        if not same_labels or copy.images.shape[1:] != full.images.shape[1:]:
             raise ConfigError(
-                f"--deepaugment-data {cfg.deepaugment_data} is not aligned with --data {cfg.data}: "
-                f"{len(deep_full)} vs {len(full)} images, sizes {tuple(deep_full.images.shape[1:])} vs "
-                f"{tuple(full.images.shape[1:])}, labels {'equal' if torch.equal(deep_full.labels, full.labels) else 'differ'}; "
-                f"write it from the same training set with `adaaug deepaugment-data`")
-        deep = deep_full.subset(cfg.subset, cfg.seed)
+                f"--deepaugment-data {spec} is not aligned with --data {cfg.data}: {len(copy)} vs {len(full)} "
+                f"images, sizes {tuple(copy.images.shape[1:])} vs {tuple(full.images.shape[1:])}, labels "
+                f"{'equal' if same_labels else 'differ'}; write it from the same training set with "
+                f"`adaaug deepaugment-data`")
+        deep.append(copy.subset(cfg.subset, cfg.seed))
     eval_spec = cfg.eval_data or (cfg.data if cfg.data.startswith("cifar10:") else None)
     eval_set = None
     if eval_spec is not None:
@@ -181,6 +181,21 @@ def _build_pipeline(model: nn.Module, cfg: TrainConfig, generator: torch.Generat
         hint = (" (pass --backbone-weights with a tag listed in weights/manifest.json, a .safetensors path, or "
                 "'none' for an untrained backbone)") if cfg.uses_ada and "weights" in str(err) else ""
         raise ConfigError(f"cannot build the {cfg.method!r} augmentation pipeline: {err}{hint}") from err
+
+
+def _deepaugment_batch(copies: list[ImageSet], idx: torch.Tensor, generator: torch.Generator
+                       ) -> torch.Tensor | None:
+    """uint8 ``len(idx)×C×H×W``: each example from one DeepAugment copy, picked uniformly (no draw for one copy)."""
+    if not copies:
+        return None
+    if len(copies) == 1:
+        return copies[0].images[idx]
+    which = torch.randint(len(copies), (len(idx),), generator=generator, device=generator.device).cpu()
+    out = copies[0].images[idx]
+    for j in range(1, len(copies)):
+        pick = which == j
+        out[pick] = copies[j].images[idx[pick]]
+    return out
 
 
 def _checksums(env: D.DistEnv, model: nn.Module) -> list[str]:
@@ -318,7 +333,8 @@ def _train(cfg: TrainConfig, env: D.DistEnv, on_epoch_end: EpochHook | None) -> 
             idx = D.shard(order[step * cfg.batch_size:(step + 1) * cfg.batch_size], env)
             x = train_set.images[idx].to(device, non_blocking=True)
             y = train_set.labels[idx].to(device, non_blocking=True)
-            da = deep.images[idx].to(device, non_blocking=True) if deep is not None else None
+            da = _deepaugment_batch(deep, idx, aug_gen)
+            da = da.to(device, non_blocking=True) if da is not None else None
             views = pipe(x, y, da)
             with _autocast(device, amp):
                 logits = ddp(torch.cat(views).contiguous(memory_format=fmt)).split(len(y))
@@ -397,7 +413,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--eval-data", default=S, help="evaluation set [the CIFAR10 test split for cifar10:<root>, else none]")
     g.add_argument("--download", action="store_true", default=S, help="download CIFAR-10 into <root>")
     g.add_argument("--subset", type=int, default=S, help="train on this many random images [all]")
-    g.add_argument("--deepaugment-data", default=S, help="DeepAugment copy of --data (adaaug deepaugment-data)")
+    g.add_argument("--deepaugment-data", nargs="+", metavar="DIR", default=S,
+                   help="DeepAugment copies of --data (adaaug deepaugment-data), e.g. an EDSR and a CAE copy")
     g = p.add_argument_group("method")
     g.add_argument("--method", default=S, help=f"one of {', '.join(METHODS)} [nominal]")
     g.add_argument("--backbone", default=S, help="AdA backbone: edsr, cae, vqvae, unet or all [edsr]")

@@ -87,9 +87,11 @@ class TrainConfig:
         step_scale: multiplies AdA's step size η (10/3 on ImageNet). Preset.
         ssim_threshold: SSIM-distance threshold t of the line search (0.3 / 0.7, App. F). Preset.
         line_search: run the SSIM line search after AdA (App. F). Default on.
-        deepaugment_data: ImageFolder copy of ``data`` written by ``adaaug deepaugment-data``,
-            aligned image for image; required by the ``deepaugment`` methods.
-        deepaugment_prob: probability of drawing a sample from the DeepAugment copy (App. E.5).
+        deepaugment_data: ImageFolder copy (or list of copies) of ``data`` written by ``adaaug
+            deepaugment-data``, aligned image for image; required by the ``deepaugment`` methods.
+            Hendrycks et al. (2020a) use two copies, EDSR and CAE; a string is one copy.
+        deepaugment_prob: probability of drawing a sample from a DeepAugment copy instead of the
+            clean set (App. E.5); with several copies, one is picked uniformly per sample.
         jsd: AugMix's Jensen–Shannon consistency loss (three views per image); AugMix methods only.
         epochs: training epochs (300 / 90). Preset.
         batch_size: global batch over all processes (1024 / 4096); divisible by the world size. Preset.
@@ -127,7 +129,7 @@ class TrainConfig:
     step_scale: float | None = None
     ssim_threshold: float | None = None
     line_search: bool = True
-    deepaugment_data: str | None = None
+    deepaugment_data: str | list[str] | None = None
     deepaugment_prob: float = 0.5
     jsd: bool = True
     epochs: int | None = None
@@ -204,6 +206,12 @@ class TrainConfig:
         return max(self.lr * self.batch_size / paper.LR_SCALE_BATCH, self.lr)
 
     @property
+    def deepaugment_dirs(self) -> list[str]:
+        """``deepaugment_data`` as a list (empty when unset)."""
+        d = self.deepaugment_data
+        return [] if d is None else [d] if isinstance(d, str) else list(d)
+
+    @property
     def uses_ada(self) -> bool:
         return "ada" in self.method.split("+")
 
@@ -277,6 +285,11 @@ class TrainConfig:
         if self.batch_size % world_size:
             raise ConfigError(f"batch_size {self.batch_size} is not divisible by the world size {world_size} "
                               f"(processes); pick a multiple of {world_size} with --batch-size")
+        d = self.deepaugment_data
+        if d is not None and not isinstance(d, str) and not (
+                isinstance(d, (list, tuple)) and d and all(isinstance(x, str) for x in d)):
+            raise ConfigTypeError(f"deepaugment_data (--deepaugment-data) must be a directory or a non-empty list "
+                                  f"of directories, got {d!r}")
         if self.uses_deepaugment and self.deepaugment_data is None:
             raise ConfigError(f"method {self.method!r} needs --deepaugment-data DIR, a DeepAugment-processed copy "
                               f"of the training set (write one with `adaaug deepaugment-data`)")
@@ -292,8 +305,8 @@ class TrainConfig:
             _data_spec("data", self.data, self.download)
             if self.eval_data is not None:
                 _data_spec("eval_data", self.eval_data, self.download)
-            if self.deepaugment_data is not None:
-                _data_spec("deepaugment_data", self.deepaugment_data, False)
+            for spec in self.deepaugment_dirs:
+                _data_spec("deepaugment_data", spec, False)
             if isinstance(self.backbone_weights, str) and self.backbone_weights.endswith(".safetensors") \
                     and self.uses_ada and not Path(self.backbone_weights).is_file():
                 raise ConfigError(f"--backbone-weights file {self.backbone_weights} does not exist")

@@ -167,13 +167,28 @@ def test_resume_after_kill_is_bitwise_identical(cifar_train_subset, cifar_dev_su
 def test_all_three_augmentations_with_jsd(cifar_train_subset, tmp_path):
     """AdA + AugMix (JSD triple) + DeepAugment: the full App. E.5 pipeline trains.
 
-    The "DeepAugment copy" here is the training set itself: aligned by construction.
+    The "DeepAugment copies" here are the training set itself: aligned by construction.
     """
     out = tmp_path / "all"
-    result = train(tiny(cifar_train_subset, out, subset=32, batch_size=16, deepaugment_data=str(cifar_train_subset),
+    copies = [str(cifar_train_subset)] * 2  # two copies, as Hendrycks et al. (EDSR and CAE)
+    result = train(tiny(cifar_train_subset, out, subset=32, batch_size=16, deepaugment_data=copies,
                         **{**ada(), "method": "ada+augmix+deepaugment"}))
     assert result["steps_per_epoch"] == 2 and math.isfinite(result["final_train_loss"])
     assert load_checkpoint(out / "checkpoint.pt")["config"]["jsd"] is True
+
+
+def test_deepaugment_copies_are_mixed_per_example():
+    from adaaug.protocol.data import ImageSet
+    from adaaug.protocol.train import _deepaugment_batch
+
+    labels = torch.zeros(64, dtype=torch.int64)
+    copies = [ImageSet(torch.full((64, 3, 4, 4), v, dtype=torch.uint8), labels, ["a"]) for v in (10, 20, 30)]
+    idx = torch.arange(0, 64, 2)
+    out = _deepaugment_batch(copies, idx, torch.Generator().manual_seed(0))
+    assert out.shape == (32, 3, 4, 4) and set(out[:, 0, 0, 0].tolist()) == {10, 20, 30}
+    assert bool((out == out[:, :1, :1, :1]).all())  # whole images, not mixed pixels
+    assert torch.equal(_deepaugment_batch(copies[:1], idx, torch.Generator()), copies[0].images[idx])
+    assert _deepaugment_batch([], idx, torch.Generator()) is None
 
 
 def test_imagenet_preset_shapes(tmp_path, monkeypatch):
