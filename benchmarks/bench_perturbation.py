@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -31,26 +30,8 @@ from adaaug import AdversarialAugment
 from adaaug.backbones import build_backbone
 from adaaug.models import build_classifier
 from adaaug.line_search import ssim_line_search
+from adaaug.protocol.bench import median_time as timed
 from adaaug.perturb import example_seeds, project_, random_init, sign_step_
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def timed(fn, device, repeats: int, warmup: int = 1) -> float:
-    """Median wall time of ``fn()`` in seconds."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        t = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> None:

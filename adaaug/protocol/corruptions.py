@@ -275,14 +275,15 @@ def _snow(x, c, rng):
 
 
 def _frost(x, c, rng, scale: float = _CIFAR_FROST_SCALE):
-    textures = _frost_textures(scale)
+    textures = _frost_textures(scale)[:5]  # the reference draws from the first five
     n, h, w = x.shape[:3]
+    th, tw = min(t.shape[0] for t in textures), min(t.shape[1] for t in textures)
+    if th <= h or tw <= w:
+        raise ValueError(f"frost textures (down to {th}×{tw} at scale {scale}) are too small for {h}×{w} "
+                         f"images; use params='imagenet' for large images")
     out = np.empty_like(x)
     for i in range(n):
-        tex = textures[rng.integers(5)]  # the reference draws from the first five
-        if tex.shape[0] <= h or tex.shape[1] <= w:
-            raise ValueError(f"frost textures ({tex.shape[0]}×{tex.shape[1]} at scale {scale}) are too small "
-                             f"for {h}×{w} images; use params='imagenet' for large images")
+        tex = textures[rng.integers(5)]
         top, left = rng.integers(0, tex.shape[0] - h), rng.integers(0, tex.shape[1] - w)
         out[i] = tex[top:top + h, left:left + w]
     return np.clip(c[0] * x * 255 + c[1] * out, 0, 255)
@@ -398,23 +399,27 @@ _OWN: dict[str, Callable] = {name: globals()[f"_{name}"] for name in ALL}
 # ---------------------------------------------------------------- imagecorruptions (ImageNet-C values)
 def _imagecorruptions() -> types.ModuleType:
     """``imagecorruptions.corruptions``, importable without setuptools' ``pkg_resources``."""
-    try:
-        import imagecorruptions.corruptions as module
-        return module
-    except ModuleNotFoundError as err:
-        if err.name != "pkg_resources":
-            raise ModuleNotFoundError("params='imagenet' needs the 'imagecorruptions' package: "
-                                      "pip install imagecorruptions") from err
-    for key in [k for k in sys.modules if k == "imagecorruptions" or k.startswith("imagecorruptions.")]:
-        del sys.modules[key]  # drop the half-imported package
-    shim = types.ModuleType("pkg_resources")
-    shim.resource_filename = lambda package, resource: str(Path(sys.modules[package].__file__).parent / resource)
-    sys.modules["pkg_resources"] = shim
-    try:
-        import imagecorruptions.corruptions as module
-    finally:
-        if sys.modules.get("pkg_resources") is shim:
-            del sys.modules["pkg_resources"]
+    import warnings
+
+    with warnings.catch_warnings():  # it imports the deprecated scipy.ndimage.interpolation
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            import imagecorruptions.corruptions as module
+            return module
+        except ModuleNotFoundError as err:
+            if err.name != "pkg_resources":
+                raise ModuleNotFoundError("params='imagenet' needs the 'imagecorruptions' package: "
+                                          "pip install imagecorruptions") from err
+        for key in [k for k in sys.modules if k == "imagecorruptions" or k.startswith("imagecorruptions.")]:
+            del sys.modules[key]  # drop the half-imported package
+        shim = types.ModuleType("pkg_resources")
+        shim.resource_filename = lambda package, resource: str(Path(sys.modules[package].__file__).parent / resource)
+        sys.modules["pkg_resources"] = shim
+        try:
+            import imagecorruptions.corruptions as module
+        finally:
+            if sys.modules.get("pkg_resources") is shim:
+                del sys.modules["pkg_resources"]
     return module
 
 

@@ -293,6 +293,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attack-method", choices=("auto", "autoattack", "pgd"), default="auto",
                    help="auto: AutoAttack for 32×32 images (CIFAR-10), 100-step PGD × 10 restarts otherwise")
     p.add_argument("--attack-samples", type=int, help="attack only N evenly spaced clean test images")
+    p.add_argument("--pgd-steps", type=int, default=paper.IMAGENET_PGD_STEPS, help="PGD steps (paper: 100)")
+    p.add_argument("--pgd-restarts", type=int, default=paper.IMAGENET_PGD_RESTARTS, help="PGD restarts (paper: 10)")
     p.add_argument("--param-noise", type=float, nargs="+", metavar="ETA", help="η values, e.g. 0 0.02 0.04")
     p.add_argument("--noise-samples", type=int, default=paper.PARAM_NOISE_SAMPLES)
     p.add_argument("--limit", type=int, help="only N evenly spaced images of every set/severity (smoke tests)")
@@ -335,7 +337,8 @@ def main(args: argparse.Namespace) -> int:
         method = args.attack_method
         if method == "auto":
             method = "autoattack" if tuple(images.shape[2:]) == (32, 32) else "pgd"
-        results["robust"] = evaluate_attacks(model, images, labels, method=method, seed=args.seed, **opts)
+        pgd = dict(steps=args.pgd_steps, restarts=args.pgd_restarts) if method == "pgd" else {}
+        results["robust"] = evaluate_attacks(model, images, labels, method=method, seed=args.seed, **pgd, **opts)
     if args.param_noise:
         path, alex = (args.cifar_c, False) if args.cifar_c else (args.imagenet_c, True)
         c_dir = CorruptionDir(path, args.image_size) if path else None

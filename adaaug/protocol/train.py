@@ -36,7 +36,7 @@ from torch import nn
 from . import distributed as D
 from .checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from .data import ImageSet, load_images
-from .train_config import CHECKPOINT_NAME, METHODS, PRESETS, ConfigError, TrainConfig
+from .train_config import CHECKPOINT_NAME, ConfigError, TrainConfig, add_arguments, config_from_args
 
 __all__ = ["TrainConfig", "ConfigError", "WarmupCosine", "train", "evaluate_accuracy", "center_crop",
            "add_arguments", "main"]
@@ -298,12 +298,15 @@ def _train(cfg: TrainConfig, env: D.DistEnv, on_epoch_end: EpochHook | None) -> 
         sched.load_state_dict(ck["scheduler"])
         start_epoch, wall = int(ck["epoch"]), float(ck["wall_s"])
         states = ck["rng"]
-        if len(states) == env.world_size:
-            set_rng_state(states[env.rank]["global"])
+        try:
+            if len(states) != env.world_size:
+                raise ValueError(f"written by {len(states)} processes, this run has {env.world_size}")
             aug_gen.set_state(states[env.rank]["augment"])
-        elif env.is_main:
-            print(f"warning: {ckpt_path} was written by {len(states)} processes, this run has {env.world_size}; "
-                  f"augmentation generators start from fresh per-rank seeds", file=sys.stderr)
+            set_rng_state(states[env.rank]["global"])
+        except (ValueError, RuntimeError) as err:  # other world size, or a CUDA generator resumed on CPU
+            if env.is_main:
+                print(f"warning: cannot restore the RNG states of {ckpt_path} ({err}); augmentation "
+                      f"generators restart from fresh per-rank seeds: not bitwise reproducible", file=sys.stderr)
             aug_gen.manual_seed(D.derive_seed(cfg.seed, "augment", env.rank, "resumed", start_epoch))
         if env.is_main:
             print(f"resuming {ckpt_path} after epoch {start_epoch}/{cfg.epochs}", file=sys.stderr)
@@ -397,70 +400,6 @@ def _train(cfg: TrainConfig, env: D.DistEnv, on_epoch_end: EpochHook | None) -> 
 
 
 # ---- command line -------------------------------------------------------------------------
-def _optional_int(text: str) -> int | None:
-    return None if text.lower() == "none" else int(text)
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Flags of ``adaaug train``; every one overrides ``--config`` and the preset (defaults in brackets)."""
-    S = argparse.SUPPRESS
-    c, i = PRESETS["cifar10"], PRESETS["imagenet"]
-    p.add_argument("--config", default=None, help="JSON file of settings (e.g. a run's config.json); flags override it")
-    p.add_argument("--print-config", action="store_true", help="print the resolved settings and exit")
-    g = p.add_argument_group("data")
-    g.add_argument("--preset", default=S, choices=list(PRESETS), help="paper protocol: cifar10 (App. E.1) or imagenet (E.2) [cifar10]")
-    g.add_argument("--data", default=S, help="training set: ImageFolder dir or cifar10:<root>")
-    g.add_argument("--eval-data", default=S, help="evaluation set [the CIFAR10 test split for cifar10:<root>, else none]")
-    g.add_argument("--download", action="store_true", default=S, help="download CIFAR-10 into <root>")
-    g.add_argument("--subset", type=int, default=S, help="train on this many random images [all]")
-    g.add_argument("--deepaugment-data", nargs="+", metavar="DIR", default=S,
-                   help="DeepAugment copies of --data (adaaug deepaugment-data), e.g. an EDSR and a CAE copy")
-    g = p.add_argument_group("method")
-    g.add_argument("--method", default=S, help=f"one of {', '.join(METHODS)} [nominal]")
-    g.add_argument("--backbone", default=S, help="AdA backbone: edsr, cae, vqvae, unet or all [edsr]")
-    g.add_argument("--backbone-weights", default=S, help="tag, .safetensors path or 'none' [the preset's name]")
-    g.add_argument("--ada-steps", type=int, default=S, help=f"M [{c['ada_steps']} / {i['ada_steps']}]")
-    g.add_argument("--nu", type=float, default=S, help=f"relative radius ν [{c['nu']}]")
-    g.add_argument("--chunk-size", type=int, default=S, help=f"AdA nano-batch [{c['chunk_size']} / {i['chunk_size']}]")
-    g.add_argument("--step-scale", type=float, default=S, help="multiplies AdA's η [1 / 10/3]")
-    g.add_argument("--ssim-threshold", type=float, default=S, help="line-search threshold t [0.3 / 0.7]")
-    g.add_argument("--line-search", action=argparse.BooleanOptionalAction, default=S, help="SSIM line search [on]")
-    g.add_argument("--deepaugment-prob", type=float, default=S, help="chance of a DeepAugment sample [0.5]")
-    g.add_argument("--jsd", action=argparse.BooleanOptionalAction, default=S, help="AugMix JSD loss [on]")
-    g = p.add_argument_group("optimisation")
-    g.add_argument("--arch", default=S, help=f"resnet20, preact_resnet50 or resnet50 [{c['arch']} / {i['arch']}]")
-    g.add_argument("--num-classes", type=int, default=S, help="[classes in --data]")
-    g.add_argument("--epochs", type=int, default=S, help=f"[{c['epochs']} / {i['epochs']}]")
-    g.add_argument("--batch-size", type=int, default=S, help=f"global batch [{c['batch_size']} / {i['batch_size']}]")
-    g.add_argument("--lr", type=float, default=S, help="base LR; peak = max(lr·B/256, lr) [0.1]")
-    g.add_argument("--momentum", type=float, default=S, help="[0.9]")
-    g.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=S, help="[on]")
-    g.add_argument("--weight-decay", type=float, default=S, help=f"[{c['weight_decay']} / {i['weight_decay']}]")
-    g.add_argument("--warmup-epochs", type=int, default=S, help="[5]")
-    g.add_argument("--seed", type=int, default=S, help="[0]")
-    g = p.add_argument_group("evaluation")
-    g.add_argument("--eval-batch-size", type=int, default=S, help="[500]")
-    g.add_argument("--eval-every", type=int, default=S, help="epochs between evaluations [1]")
-    g.add_argument("--eval-crop", type=_optional_int, default=S, help="centre crop side or none [none / 224]")
-    g = p.add_argument_group("run")
-    g.add_argument("--out", default=S, help="run directory [runs/train]")
-    g.add_argument("--resume", action="store_true", default=S, help="continue from <out>/checkpoint.pt")
-    g.add_argument("--device", default=S, help="auto, cpu, cuda or cuda:N [auto]")
-    g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=S, help="bf16 autocast [on for CUDA]")
-    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=S, help="[on for CUDA]")
-    g.add_argument("--sync-bn", action=argparse.BooleanOptionalAction, default=S, help="cross-process BatchNorm [off]")
-    g.add_argument("--threads", type=int, default=S, help="torch threads per process [torch's default]")
-    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=S, help="tqdm bar [on]")
-    g.add_argument("--workers", type=int, default=S, help="ignored: the data are tensors in memory")
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Preset ← ``--config`` file ← explicit flags."""
-    fields = set(TrainConfig.field_names())
-    overrides = {k: v for k, v in vars(args).items() if k in fields}
-    return TrainConfig.from_sources(getattr(args, "config", None), **overrides)
-
-
 def main(args: argparse.Namespace) -> int:
     """``adaaug train``: exit status 0 on success, 2 on a configuration error (message on stderr)."""
     try:

@@ -72,6 +72,26 @@ def reconstruction_quality(model: nn.Module, images: torch.Tensor, batch_size: i
 
 
 @torch.no_grad()
+def completion_quality(model: nn.Module, images: torch.Tensor, seed: int = 0) -> dict:
+    """U-Net image completion on the dev images: PSNR of the filled-in images and of the masked inputs."""
+    g = torch.Generator().manual_seed(seed)
+    masked = torch.cat([(mask_pixels(to_float(images[i]), g) * 255).round().to(torch.uint8)
+                        for i in iterate_batches(len(images), 500, shuffle=False)])
+
+    import piq
+
+    was_training = model.training
+    model.eval()
+    filled, given = [], []
+    for idx in iterate_batches(len(images), 500, shuffle=False):
+        x, m = to_float(images[idx]), to_float(masked[idx])
+        filled.append(piq.psnr(model(m).clamp(0, 1), x, data_range=1.0, reduction="none"))
+        given.append(piq.psnr(m, x, data_range=1.0, reduction="none"))
+    model.train(was_training)
+    return {"completion_psnr_db": torch.cat(filled).mean().item(), "masked_input_psnr_db": torch.cat(given).mean().item()}
+
+
+@torch.no_grad()
 def bicubic_baseline(images: torch.Tensor, downsample) -> dict:
     """PSNR/SSIM of bicubic ×2 upsampling of the same ×2-downsampled images (EDSR's baseline)."""
     class Bicubic(nn.Module):
@@ -82,10 +102,12 @@ def bicubic_baseline(images: torch.Tensor, downsample) -> dict:
 
 def train_backbone(name: str, data: str, out: str | Path, *, dev: str | None = None, epochs: int = 10,
                    batch_size: int = 128, lr: float = 1e-3, subset: int | None = None, seed: int = 0,
-                   resume: bool = False, threads: int | None = None, progress: bool = True) -> dict:
+                   resume: bool = False, threads: int | None = None, progress: bool = True,
+                   stop_after: int | None = None) -> dict:
     """Train backbone ``name`` on ``data``; checkpoints and a metrics JSONL go to ``out``.
 
     Returns the final dev metrics (if ``dev`` is given) and the wall time.
+    ``stop_after`` ends the run after that many epochs (as if killed; resume later).
     """
     from tqdm import tqdm
 
@@ -110,8 +132,9 @@ def train_backbone(name: str, data: str, out: str | Path, *, dev: str | None = N
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
         gen.set_state(ck["gen"])
+        torch.set_rng_state(ck["rng"])
         start_epoch, wall = ck["epoch"], ck["wall"]
-    log = open(out / "metrics.jsonl", "a")
+    log = open(out / "metrics.jsonl", "a" if resume else "w")
     for epoch in range(start_epoch, epochs):
         t0 = time.time()
         total, count = 0.0, 0
@@ -127,7 +150,7 @@ def train_backbone(name: str, data: str, out: str | Path, *, dev: str | None = N
             opt.step()
             sched.step()
             total, count = total + loss.item() * len(idx), count + len(idx)
-            bar.set_postfix(loss=f"{total / count:.4f}")
+            bar.set_postfix(loss=f"{total / count:.4f}", refresh=False)
         wall += time.time() - t0
         record = {"epoch": epoch + 1, "train_loss": total / max(count, 1), "wall_s": round(wall, 1)}
         if dev_set is not None:
@@ -136,13 +159,18 @@ def train_backbone(name: str, data: str, out: str | Path, *, dev: str | None = N
         log.flush()
         print(json.dumps(record), flush=True)
         save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                     "gen": gen.get_state(), "epoch": epoch + 1, "wall": wall}, ckpt_path)
+                     "gen": gen.get_state(), "rng": torch.get_rng_state(), "epoch": epoch + 1, "wall": wall},
+                    ckpt_path)
+        if stop_after is not None and epoch + 1 >= stop_after and epoch + 1 < epochs:
+            return {"name": name, "stopped_after": epoch + 1}
     model.eval()
     result = {"name": name, "epochs": epochs, "train_images": len(train), "wall_s": round(wall, 1)}
     if dev_set is not None:
         result["dev"] = reconstruction_quality(model, dev_set.images)
         if name == "edsr":
             result["dev_bicubic"] = bicubic_baseline(dev_set.images, model.downsample)
+        if name == "unet":
+            result["dev_completion"] = completion_quality(model, dev_set.images)
     torch.save(model.state_dict(), out / "final_state.pt")
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
