@@ -71,7 +71,8 @@ def robust_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
     if not eps > 0:
         raise ValueError(f"eps must be positive, got {eps}")
     if images.ndim != 4 or images.shape[1] != 3 or len(images) != len(labels):
-        raise ValueError(f"expected images N×3×H×W and N labels, got {tuple(images.shape)} and {tuple(labels.shape)}")
+        raise ValueError(f"expected images N×3×H×W and N labels, got {tuple(images.shape)} and "
+                         f"{tuple(labels.shape)}")
     if len(images) == 0:
         raise ValueError("no images to attack")
     if steps < 1 or restarts < 1:

@@ -244,7 +244,8 @@ def markdown_report(results: Mapping, label: str = "model") -> str:
         extra_cols = [c for c in EXTRA if any(c in r[2].get("extra", {}) for r in rows)]
         if extra_cols:
             lines += ["", "Extra corruptions (not in mCE), error %:", "",
-                      "| model | " + " | ".join(short[c] for c in extra_cols) + " |", "|" + " --- |" * (1 + len(extra_cols))]
+                      "| model | " + " | ".join(short[c] for c in extra_cols) + " |",
+                      "|" + " --- |" * (1 + len(extra_cols))]
             lines += [f"| {n} | " + " | ".join(fmt(r.get("extra", {}).get(c)) for c in extra_cols) + " |"
                       for n, _, r in rows]
         return lines + [""]
