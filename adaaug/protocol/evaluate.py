@@ -29,7 +29,7 @@ from torch import nn
 
 from .. import paper
 from .corruptions import BENCHMARK, EXTRA
-from .eval_data import ArraySource, CorruptionDir, ImageSource, open_image_set
+from .eval_data import CorruptionDir, ImageSource, open_image_set
 
 Predictor = Callable[..., np.ndarray]  # predictor(source, columns=None) -> int64 predictions (N,)
 

@@ -288,3 +288,29 @@ def test_cli_end_to_end(tmp_path):
     table = md.read_text()
     assert "| model | clean error | mCE | Gauss | Shot | Impulse |" in table and "η = 0.02" in table
     assert table.strip() == markdown_report(res, "ck").strip()
+
+
+def test_shift_sets_class_subsets_and_numeric_folders(tmp_path):
+    """ImageNet-R style: a 2-class subset of 10 training classes competes only on its own logits;
+    ImageNet-v2 style: folders named by class index; mixed sizes are resized and centre-cropped."""
+    from PIL import Image
+
+    from adaaug.protocol.eval_data import open_image_set
+    from adaaug.protocol.evaluate import evaluate_shift
+
+    train_classes = [f"c{i}" for i in range(10)]
+    for folder, cls in (("r/c2", 2), ("r/c5", 5), ("v2/2", 2), ("v2/10", 9)):
+        (tmp_path / folder).mkdir(parents=True)
+        for i, size in enumerate((40, 56)):
+            img = np.full((size, size + 8 * i, 3), 7, np.uint8)
+            img[:, :, 0] = 20 * cls  # uniform, so the oracle's pixel survives resizing
+            Image.fromarray(img).save(tmp_path / folder / f"{i}.png")
+    res = evaluate_shift(Oracle(), tmp_path / "r", train_classes=train_classes, image_size=32)
+    assert res == {"accuracy": 100.0, "n": 4, "classes": 2}
+    v2 = open_image_set(tmp_path / "v2", size=32)
+    assert sorted(v2.labels.tolist()) == [2, 2, 10, 10] and v2.classes is None
+    assert next(iter(v2.batches(8))).shape == (4, 3, 32, 32)
+    with pytest.raises(ValueError, match="different sizes"):
+        open_image_set(tmp_path / "r", size=None)
+    with pytest.raises(ValueError, match="not among the training classes"):
+        evaluate_shift(Oracle(), tmp_path / "r", train_classes=["c0", "c1"], image_size=32)
