@@ -1,8 +1,9 @@
 """``adaaug publish-weights``: maintainers upload ``weights/`` to a Hugging Face Hub repo.
 
 Uploads every file the manifest lists (checking each sha256 first) plus the JSON cards
-and the manifest, as one commit, with ``huggingface_hub.HfApi.upload_folder``; then
-prints the commit hash to pin as ``hub.revision`` in ``weights/manifest.json``.
+and the manifest, as one commit, with ``huggingface_hub.HfApi.upload_folder``, tags
+that commit ``v<adaaug version>`` (the revision the manifest pins), and prints the
+commit hash (pin it instead of the tag for a fully immutable reference).
 Needs a write token (``huggingface-cli login`` or ``HF_TOKEN``). Not run by the tests.
 
     adaaug publish-weights --repo adaaug/corruption-networks --weights weights/
@@ -38,10 +39,13 @@ def publish(weights_dir: str | Path, repo: str, message: str, private: bool = Fa
     api.create_repo(repo, repo_type="model", exist_ok=True, private=private)
     info = api.upload_folder(folder_path=str(weights_dir), repo_id=repo, repo_type="model",
                              allow_patterns=["*.safetensors", "*.json"], commit_message=message)
+    from .. import __version__
+
+    api.create_tag(repo, tag=f"v{__version__}", revision=info.oid, repo_type="model", exist_ok=True)
     return info.oid
 
 
 def main(args: argparse.Namespace) -> int:
     commit = publish(args.weights, args.repo, args.message, args.private)
-    print(f"uploaded to {args.repo} at commit {commit}; pin it as hub.revision in {args.weights}/manifest.json")
+    print(f"uploaded to {args.repo} at commit {commit} (tagged); the manifest's hub.revision pins that tag")
     return 0
