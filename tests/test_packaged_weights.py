@@ -35,3 +35,21 @@ def test_the_paper_backbones_and_classifier_are_packaged():
     if missing:
         pytest.skip(f"not packaged yet: {', '.join(missing)}")
     assert not missing
+
+
+def test_installed_package_carries_the_weights(tmp_path):
+    """Import adaaug as installed (not from this checkout) and load every packaged entry offline."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import adaaug, adaaug.weights as W; m = W.read_manifest(); "
+            "[W.load_classifier(n, t) if n == 'resnet20' else W.load_backbone(n, t) "
+            "for n, tags in m['files'].items() for t in tags]; "
+            "print('OK', adaaug.__file__, sorted(m['files']))")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["HF_HUB_OFFLINE"] = "1"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.stdout.startswith("OK"), out.stdout + out.stderr
+    assert sorted(MANIFEST.get("files", {})) == eval(out.stdout.split(" ", 2)[2])
