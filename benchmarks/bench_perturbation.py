@@ -114,10 +114,10 @@ def main() -> None:
     rows["sum of parts"] = sum(parts.values())
 
     v = rows["vmap per-example fwd+bwd"]
-    ratios = {"shared / vmap slowdown (target ≤ 1.5)": v / rows["shared-weight fwd+bwd"],
+    ratios = {"vmap / shared (target ≤ 1.5)": v / rows["shared-weight fwd+bwd"],
               "full call / sum of parts": rows["ada(x, y) full call"] / rows["sum of parts"]}
     if "loop per-example fwd+bwd" in rows:
-        ratios["loop / vmap speed-up (target ≥ 3 CPU, ≥ 20 CUDA)"] = rows["loop per-example fwd+bwd"] / v
+        ratios["loop / vmap (target ≥ 3 CPU, ≥ 20 CUDA)"] = rows["loop per-example fwd+bwd"] / v
     print(f"\nbackbone={args.backbone} batch={args.batch_size} chunk={args.chunk_size} steps={args.steps} "
           f"device={device} threads={torch.get_num_threads()}")
     print(f"{'measurement':<45}{'seconds':>10}")

@@ -1,0 +1,65 @@
+"""Collect benchmarks/results/*.json into the markdown tables of benchmarks/README.md (printed).
+
+    python benchmarks/report.py > /tmp/tables.md
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def perturbation_table(records: list[dict]) -> str:
+    lines = ["| backbone | device | batch | chunk | vmap s | loop s | shared s | loop/vmap | vmap/shared | "
+             "full call s | sum of parts s | date | commit |", "|" + " --- |" * 13]
+    for r in records:
+        s, ra = r["seconds"], r["ratios"]
+        loop = s.get("loop per-example fwd+bwd")
+        lines.append(
+            f"| {r['args']['backbone']} | {r['device_name']}, {r['threads']} threads | {r['args']['batch_size']} | "
+            f"{r['args']['chunk_size']} | {s['vmap per-example fwd+bwd']:.2f} | {loop if loop is None else f'{loop:.2f}'} | "
+            f"{s['shared-weight fwd+bwd']:.2f} | "
+            f"{ra.get('loop / vmap speed-up (target ≥ 3 CPU, ≥ 20 CUDA)', float('nan')):.2f}× | "
+            f"{ra['shared / vmap slowdown (target ≤ 1.5)']:.2f}× | {s['ada(x, y) full call']:.2f} | "
+            f"{s['sum of parts']:.2f} | {r['date']} | {r['commit']} |")
+    return "\n".join(lines)
+
+
+def step_table(records: list[dict]) -> str:
+    lines = ["| backbone | machine | batch | M | nominal step s | AdA step s | floor s | AdA/floor | AdA/nominal | "
+             "projection % | line search % | date | commit |", "|" + " --- |" * 13]
+    for r in records:
+        lines.append(
+            f"| {r['backbone']} | {r['machine']} | {r['batch_size']} | {r['steps']} | {r['nominal_step_s']:.3f} | "
+            f"{r['ada_step_s']:.2f} | {r['floor_s']:.2f} | {r['ada_over_floor']:.2f} | {r['ada_over_nominal']:.1f} | "
+            f"{100 * r['share_projection_step']:.1f} | {100 * r['share_line_search']:.1f} | {r['date']} | {r['commit']} |")
+    mem = ["| backbone | chunk size | batch | peak MB |", "| --- | --- | --- | --- |"]
+    for r in records:
+        for m in r.get("memory", {}).values():
+            mem.append(f"| {r['backbone']} | {m['chunk_size']} | {m['batch']} | {m['peak_mb']:.0f} |")
+    return "\n".join(lines) + "\n\nPeak memory added by one `ada(x, y)` call:\n\n" + "\n".join(mem)
+
+
+def augment_table(record: dict) -> str:
+    meta = record["meta"]
+    lines = [f"{meta['device_name']} {meta['device']}, {meta['threads']} thread(s), torch {meta['torch']}",
+             "", "| augmentation | batch | s / batch | images / s |", "| --- | --- | --- | --- |"]
+    for r in record["results"]:
+        lines.append(f"| {r['augmentation']} | {r['batch']} | {r['median_s']:.3f} | {r['images_per_s']:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    load = lambda pattern: [json.loads(p.read_text()) for p in sorted(RESULTS.glob(pattern))]
+    print("### Per-example perturbation (bench_perturbation.py)\n")
+    print(perturbation_table(load("perturbation-*.json")))
+    print("\n### A training step (bench_step.py / adaaug bench)\n")
+    print(step_table(load("step-*.json")))
+    for rec in load("augment-*.json"):
+        print("\n### Companion augmentations (bench_augment.py)\n")
+        print(augment_table(rec))
+
+
+if __name__ == "__main__":
+    main()
