@@ -180,6 +180,7 @@ def export_weights(module: nn.Module, name: str, tag: str, directory: str | os.P
     path = directory / filename
     state = {k: v.detach().to(torch.float32).contiguous().cpu() for k, v in module.state_dict().items()}
     save_file(state, str(path), metadata={"name": name, "tag": tag})
+    path.chmod(0o644)
     digest = sha256_of(path)
     card = {"name": name, "tag": tag, "file": filename, "sha256": digest,
             "parameters": sum(p.numel() for p in module.parameters()),
