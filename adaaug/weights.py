@@ -32,9 +32,13 @@ _PACKAGE = "adaaug._weights"
 def packaged_dir() -> Path:
     """Directory holding the packaged weights (``weights/`` in a source checkout)."""
     try:
-        return Path(str(resources.files(_PACKAGE)))
+        path = Path(str(resources.files(_PACKAGE)))
     except ModuleNotFoundError:  # running from a checkout without installing
-        return Path(__file__).resolve().parent.parent / "weights"
+        path = Path(__file__).resolve().parent.parent / "weights"
+    if not path.is_dir():
+        raise RuntimeError(f"adaaug's packaged weights directory resolved to {path}, which does not exist; "
+                           f"reinstall adaaug")
+    return path
 
 
 def read_manifest(directory: Path | None = None) -> dict:

@@ -73,7 +73,7 @@ def load_image_folder(root: str | os.PathLike, cache: bool = True) -> ImageSet:
         return ImageSet(torch.from_numpy(z["images"]), torch.from_numpy(z["labels"]), [str(c) for c in z["classes"]])
     data = _decode_folder(root)
     if cache and os.access(root, os.W_OK):
-        tmp = root / ".adaaug-cache.tmp.npz"
+        tmp = root / f".adaaug-cache.{os.getpid()}.tmp.npz"  # unique: ranks may race to write it
         np.savez(tmp, images=data.images.numpy(), labels=data.labels.numpy(), classes=np.array(data.classes))
         os.replace(tmp, cache_file)
     return data
