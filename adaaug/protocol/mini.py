@@ -1,0 +1,402 @@
+"""``adaaug mini-protocol``: the paper's CIFAR-10 → CIFAR-10-C comparison, shrunk to fit a CPU hour.
+
+The full protocol (Section 5, Table 1; App. E.1) trains a pre-activation ResNet-50 for 300 epochs
+per method and reports clean error and CIFAR-10-C mCE (nominal 29.37 → AdA (EDSR) 15.47). This
+command runs the same pipeline at a size that fits in about an hour on 2 CPU cores:
+
+1. train a ResNet-20 per method (``nominal``, ``ada``, ``augmix``, ``ada+augmix`` by default) on a
+   seeded random subset of the training split, with :func:`adaaug.protocol.train.train`;
+2. build a CIFAR-10-C-format set (15 corruptions × 5 severities) from a seeded subset of the dev
+   split with :func:`adaaug.protocol.make_c.make_c` (once; cached in ``OUT/cifar10-c``);
+3. evaluate each model on the clean dev images and on that set
+   (:func:`adaaug.protocol.evaluate.accuracy`, :func:`~adaaug.protocol.evaluate.evaluate_corruptions`);
+4. write ``OUT/results.json``, ``OUT/results.md`` (method, clean error, mCE, the 15 corruption
+   errors, all in %) and ``OUT/mce.png`` (mCE and clean error per method).
+
+``--data`` / ``--dev`` take an ImageFolder directory, ``cifar10:<root>`` (torchvision's CIFAR10),
+or a ``.tar.gz`` of an ImageFolder tree (``../shared/data``'s archives), extracted into ``OUT/data``.
+
+Everything is seeded and runs with a fixed number of threads per process, so a rerun gives the same
+table; finished training runs and evaluations in ``OUT`` are reused when their settings match, and an
+interrupted run resumes from its last epoch. ``--jobs N`` (default 2) trains N methods at once (one process
+each, ``--threads`` threads per process; results do not depend on ``--jobs``).
+
+Defaults (subset 5000, 4 epochs, M = 2 AdA steps, 1000 dev images, 2 processes × 1 thread) come from
+throughputs measured on a 2-core machine that was shared with three other training processes, so they
+are pessimistic (see :data:`RATES`): a run at 1/8 of the default training size took 10.2 min (estimate
+10.5), which puts the defaults at about 50 min on that machine, less on idle cores. One thread per
+process is deliberate: on loaded cores two threads ran AdA 4× slower. At this size accuracies are far
+from the paper's: the table shows the direction of the effects, not their full-scale size.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import sys
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .corruptions import BENCHMARK
+
+METHODS = ("nominal", "ada", "augmix", "ada+augmix")
+SHORT = {"gaussian_noise": "Gauss", "shot_noise": "Shot", "impulse_noise": "Impulse", "defocus_blur": "Defocus",
+         "glass_blur": "Glass", "motion_blur": "Motion", "zoom_blur": "Zoom", "snow": "Snow", "frost": "Frost",
+         "fog": "Fog", "brightness": "Bright", "contrast": "Contrast", "elastic_transform": "Elastic",
+         "pixelate": "Pixel", "jpeg_compression": "JPEG"}
+#: Paper's full-scale CIFAR-10-C mCE (%, Table 1; pre-activation ResNet-50, 300 epochs).
+PAPER_MCE = {"nominal": 29.37, "ada": 15.47, "augmix": 12.26, "ada+augmix": 9.40}
+#: Seconds per image, measured with 1 thread per process on 2 cores shared with 3 other busy processes
+#: (ResNet-20, batch 128): training nominal 239 img/s, AugMix + JSD 74 img/s, AdA (EDSR) 19.4 / 12.4 / 4.0
+#: img/s at M = 1 / 2 / 10, i.e. 0.029 + 0.022·M s; evaluation 900 img/s; make-c 1400 corrupted img/s.
+#: Two processes at once ran 1.45× slower each (1.4× more in total).
+RATES = {"nominal": 1 / 239, "augmix": 1 / 74, "ada_base": 0.029, "ada_step": 0.0222,
+         "eval": 1 / 900, "make_c": 1 / 1400, "parallel_slowdown": 1.45}
+
+
+@dataclass
+class MiniConfig:
+    """Settings of one mini-protocol run (defaults in brackets are the command's).
+
+    Attributes:
+        data: training set: ImageFolder dir, ``cifar10:<root>`` or ``.tar.gz`` of an ImageFolder tree.
+        dev: evaluation set (same forms); its clean images and their corruptions are scored.
+        out: output directory (runs, cached corruption set, results).
+        subset: training images per method, a seeded random subset [5000]; ``None`` = all.
+        epochs: training epochs per method [4]; cosine schedule, ``warmup_epochs`` [0] of warm-up.
+        methods: rows of the table, from :data:`~adaaug.augment.compose.METHODS` [nominal ada augmix ada+augmix].
+        seed: seeds the subsets, model init, augmentation and corruptions [0].
+        ada_steps: M, AdA's sign-gradient steps [2] (paper: 10; Table 6: M = 2 gives most of the gain).
+        nu: AdA's relative radius ν [0.015, the paper's for EDSR].
+        dev_limit: dev images scored (clean and corrupted), a seeded random subset [1000]; ``None`` = all.
+        backbone, backbone_weights: AdA corruption network [edsr] and its weights tag [cifar10];
+            ``None`` = untrained (tests only).
+        batch_size, lr, weight_decay: SGD (Nesterov 0.9) settings [128, 0.1, 5e-4: ResNet-20's recipe].
+        chunk_size: AdA nano-batch [8, App. B.1].
+        corruptions: corruptions to build and score [the 15 of CIFAR-10-C]; mCE needs all 15.
+        jobs: methods trained at once, one process each [2]. threads: torch threads per process [1].
+        device: ``cpu`` [default] or ``auto`` / ``cuda``.
+    """
+
+    data: str
+    dev: str
+    out: str
+    subset: int | None = 5000
+    epochs: int = 4
+    methods: tuple[str, ...] = METHODS
+    seed: int = 0
+    ada_steps: int = 2
+    nu: float = 0.015
+    dev_limit: int | None = 1000
+    backbone: str = "edsr"
+    backbone_weights: str | None = "cifar10"
+    batch_size: int = 128
+    lr: float = 0.1
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 0
+    chunk_size: int = 8
+    corruptions: tuple[str, ...] = BENCHMARK
+    jobs: int = 2
+    threads: int = 1
+    device: str = "cpu"
+
+    def validate(self) -> "MiniConfig":
+        from ..augment.compose import METHODS as ALL_METHODS
+
+        bad = [m for m in self.methods if m not in ALL_METHODS or "deepaugment" in m]
+        if bad or not self.methods or len(set(self.methods)) != len(self.methods):
+            raise ValueError(f"--methods must be distinct names among {', '.join(METHODS)} (DeepAugment needs a "
+                             f"processed copy of the data: use `adaaug train`), got {list(self.methods)}")
+        unknown = [c for c in self.corruptions if c not in BENCHMARK]
+        if unknown or not self.corruptions:
+            raise ValueError(f"--corruptions must be among {', '.join(BENCHMARK)}, got {list(self.corruptions)}")
+        for name in ("epochs", "batch_size", "chunk_size", "jobs", "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(self, name)}")
+        for name in ("subset", "dev_limit"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(self, name)}")
+        if not self.nu > 0:
+            raise ValueError(f"--nu must be > 0, got {self.nu}")
+        if self.ada_steps < 0 or self.seed < 0:
+            raise ValueError(f"--ada-steps and --seed must be ≥ 0, got {self.ada_steps} and {self.seed}")
+        return self
+
+
+def estimate_seconds(cfg: MiniConfig, train_images: int, dev_images: int) -> float:
+    """Rough wall time (s) from :data:`RATES` (pessimistic: measured on shared cores, EDSR backbone)."""
+    ada = RATES["ada_base"] + RATES["ada_step"] * cfg.ada_steps
+    per_image = {"nominal": RATES["nominal"], "augmix": RATES["augmix"], "ada": ada,
+                 "ada+augmix": ada + RATES["augmix"]}
+    evals = dev_images * (1 + 5 * len(cfg.corruptions)) * RATES["eval"]
+    costs = sorted((per_image.get(m, ada) * train_images * cfg.epochs + evals for m in cfg.methods), reverse=True)
+    workers = [0.0] * min(cfg.jobs, len(costs))
+    for c in costs:  # longest first, each to the least loaded process, as the pool schedules them
+        workers[workers.index(min(workers))] += c
+    slow = RATES["parallel_slowdown"] if len(workers) > 1 else 1.0
+    return max(workers) * slow + dev_images * 5 * len(cfg.corruptions) * RATES["make_c"]
+
+
+# ---- data ---------------------------------------------------------------------------------------
+def resolve_spec(spec: str, dest: Path) -> str:
+    """A data spec for :func:`~adaaug.protocol.data.load_images`; a ``.tar.gz`` is extracted (once) under ``dest``."""
+    if not spec.endswith((".tar.gz", ".tgz", ".tar")):
+        return spec
+    archive = Path(spec)
+    if not archive.is_file():
+        raise FileNotFoundError(f"archive {archive} does not exist")
+    target = dest / archive.name.split(".")[0]
+    done = target / ".extracted"
+    if not done.exists():
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        with tarfile.open(archive) as tar:
+            tar.extractall(target, filter="data")
+        done.write_text(str(archive.resolve()) + "\n")
+    roots = [p for p in target.iterdir() if p.is_dir()]
+    # <split>/<class>/<image> (../shared/data) or <class>/<image> directly
+    return str(roots[0]) if len(roots) == 1 and any(q.is_dir() for q in roots[0].iterdir()) else str(target)
+
+
+def prepare_dev(cfg: MiniConfig, dev_spec: str, out: Path) -> tuple[Path, Path, dict]:
+    """Seeded dev subset → ``OUT/clean`` (``images.npy``/``labels.npy``) and ``OUT/cifar10-c`` (make-c), cached.
+
+    Returns ``(clean_dir, c_dir, key)``; ``key`` identifies the set (rebuilt when it changes).
+    """
+    from .data import load_images
+    from .make_c import make_c
+
+    key = {"dev": dev_spec, "dev_limit": cfg.dev_limit, "seed": cfg.seed, "corruptions": list(cfg.corruptions)}
+    clean_dir, c_dir = out / "clean", out / "cifar10-c"
+    key_file = c_dir / "mini.json"
+    if key_file.exists() and json.loads(key_file.read_text()) == key and (clean_dir / "labels.npy").exists():
+        return clean_dir, c_dir, key
+    shutil.rmtree(c_dir, ignore_errors=True)
+    dev = load_images(dev_spec, train=False).subset(cfg.dev_limit, cfg.seed)
+    clean_dir.mkdir(parents=True, exist_ok=True)
+    np.save(clean_dir / "images.npy", dev.images.permute(0, 2, 3, 1).contiguous().numpy())
+    np.save(clean_dir / "labels.npy", dev.labels.numpy().astype(np.int64))
+    (clean_dir / "classes.json").write_text(json.dumps(dev.classes) + "\n")
+    make_c(dev, c_dir, size="cifar", seed=cfg.seed, corruptions=list(cfg.corruptions), verbose=False)
+    key_file.write_text(json.dumps(key, indent=2) + "\n")
+    return clean_dir, c_dir, key
+
+
+# ---- one method: train (or reuse) and evaluate ----------------------------------------------------
+def train_config(cfg: MiniConfig, method: str, data_spec: str, out: Path):
+    """The :class:`~adaaug.protocol.train_config.TrainConfig` of one method (CIFAR-10 preset, ResNet-20)."""
+    from .train_config import TrainConfig
+
+    return TrainConfig(preset="cifar10", data=data_spec, out=str(out / "runs" / method), arch="resnet20",
+                       method=method, backbone=cfg.backbone, backbone_weights=cfg.backbone_weights,
+                       ada_steps=cfg.ada_steps, nu=cfg.nu, chunk_size=cfg.chunk_size, epochs=cfg.epochs,
+                       batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                       warmup_epochs=cfg.warmup_epochs, subset=cfg.subset, seed=cfg.seed, device=cfg.device,
+                       threads=cfg.threads, progress=False)
+
+
+def run_method(cfg: MiniConfig, method: str, data_spec: str, out: Path, clean_dir: Path, c_dir: Path,
+               c_key: dict) -> dict[str, Any]:
+    """Train ``method`` (reusing a finished run with the same settings), then score it; returns its row."""
+    import torch
+
+    from .evaluate import accuracy, evaluate_corruptions, load_model
+    from .distributed import resolve_device
+    from .eval_data import open_image_set
+    from .train import train
+    from .train_config import CHECKPOINT_NAME
+
+    torch.set_num_threads(cfg.threads)
+    tc = train_config(cfg, method, data_spec, out)
+    run = Path(tc.out)
+    saved = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else None
+    if saved is None or tc.resume_mismatch(saved):
+        shutil.rmtree(run, ignore_errors=True)  # other settings: start afresh
+    tc.resume = (run / CHECKPOINT_NAME).exists()  # an interrupted run continues from its last epoch
+    trained = False
+    if not (run / "result.json").exists():
+        t0 = time.time()
+        train(tc)
+        trained = True
+        print(f"[mini] {method}: trained in {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
+    summary = json.loads((run / "result.json").read_text())
+    eval_file = run / "mini_eval.json"
+    if not trained and eval_file.exists():
+        cached = json.loads(eval_file.read_text())
+        if cached.get("c_key") == c_key:
+            return cached["row"]
+    t0 = time.time()
+    model = load_model(checkpoint=run / "final.safetensors").to(resolve_device(tc.device))
+    clean = accuracy(model, open_image_set(clean_dir), batch_size=500)
+    c = evaluate_corruptions(model, c_dir, corruptions=list(cfg.corruptions), batch_size=500)
+    row = {"method": method, "clean_error": 100.0 - clean, "mce": c["mce"], "ce": c["ce"], "errors": c["errors"],
+           "train_wall_s": summary.get("wall_s"), "final_train_acc": summary.get("final_train_acc"),
+           "train_images": summary.get("train_images"), "eval_s": round(time.time() - t0, 1)}
+    eval_file.write_text(json.dumps({"c_key": c_key, "row": row}, indent=2) + "\n")
+    return row
+
+
+# ---- report -------------------------------------------------------------------------------------
+def markdown_table(rows: Sequence[dict], corruptions: Sequence[str] = BENCHMARK) -> str:
+    """``| method | clean error | mCE | <15 corruption errors> |`` (all %, 2 decimals; – when absent)."""
+    def fmt(v: float | None) -> str:
+        return "–" if v is None else f"{v:.2f}"
+
+    lines = ["| method | clean error | mCE | " + " | ".join(SHORT[c] for c in corruptions) + " |",
+             "|" + " --- |" * (3 + len(corruptions))]
+    for r in rows:
+        lines.append(f"| {r['method']} | {fmt(r['clean_error'])} | {fmt(r['mce'])} | "
+                     + " | ".join(fmt(r["ce"].get(c)) for c in corruptions) + " |")
+    return "\n".join(lines)
+
+
+def save_plot(rows: Sequence[dict], path: Path, title: str, classes: int = 10) -> None:
+    """Grouped bars: clean error and mCE (%) per method; a dotted line at chance level (1 − 1/classes)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["method"] for r in rows]
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(1.6 * len(rows) + 3, 4))
+    for offset, key, label, color in ((-0.2, "clean_error", "clean error", "#8da0cb"),
+                                      (0.2, "mce", "mCE (CIFAR-10-C, 15 corruptions)", "#fc8d62")):
+        vals = [r[key] if r[key] is not None else np.nan for r in rows]
+        bars = ax.bar(x + offset, vals, 0.4, label=label, color=color)
+        ax.bar_label(bars, fmt="%.1f", fontsize=8, padding=2)
+    ax.axhline(100.0 * (1 - 1 / classes), color="grey", ls=":", lw=1)
+    ax.annotate("chance", (x[-1] + 0.45, 100.0 * (1 - 1 / classes)), fontsize=7, color="grey", ha="right",
+                va="bottom")
+    ax.set_xticks(x, names)
+    ax.set_ylabel("error (%)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8, ncols=2, loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
+    ax.margins(y=0.12)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run(cfg: MiniConfig) -> dict[str, Any]:
+    """The whole mini-protocol; returns what it writes to ``OUT/results.json``."""
+    from .data import load_images
+
+    cfg.validate()
+    start = time.time()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data_spec = resolve_spec(cfg.data, out / "data")
+    dev_spec = resolve_spec(cfg.dev, out / "data")
+    if any("ada" in m.split("+") for m in cfg.methods):  # fail before training anything
+        from ..weights import load_backbone
+
+        load_backbone(cfg.backbone, cfg.backbone_weights)
+    train_images = len(load_images(data_spec, train=True))  # decodes once (cached next to the data when writable)
+    n_train = min(cfg.subset or train_images, train_images)
+    clean_dir, c_dir, c_key = prepare_dev(cfg, dev_spec, out)
+    n_dev = len(np.load(clean_dir / "labels.npy"))
+    estimate = estimate_seconds(cfg, n_train, n_dev)
+    print(f"[mini] {len(cfg.methods)} methods × {n_train} images × {cfg.epochs} epochs, {n_dev} dev images × "
+          f"{len(cfg.corruptions)} corruptions × 5 severities; rough estimate {estimate / 60:.0f} min "
+          f"(rates from shared cores)", file=sys.stderr, flush=True)
+    args = (data_spec, out, clean_dir, c_dir, c_key)
+    if cfg.jobs > 1 and len(cfg.methods) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        order = sorted(cfg.methods, key=lambda m: ("ada" in m, "augmix" in m), reverse=True)  # longest first
+        with ProcessPoolExecutor(min(cfg.jobs, len(order)), mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {m: pool.submit(run_method, cfg, m, *args) for m in order}
+            by_method = {m: f.result() for m, f in futures.items()}
+    else:
+        by_method = {m: run_method(cfg, m, *args) for m in cfg.methods}
+    rows = [by_method[m] for m in cfg.methods]
+    settings = dataclasses.asdict(cfg)
+    results = {"settings": settings, "train_images": n_train, "dev_images": n_dev, "rows": rows,
+               "paper_mce": {m: PAPER_MCE[m] for m in cfg.methods if m in PAPER_MCE},
+               "wall_s": round(time.time() - start, 1), "estimate_s": round(estimate, 1)}
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    untrained = "" if cfg.backbone_weights else " (untrained)"
+    title = (f"ResNet-20, {n_train} train images × {cfg.epochs} epochs, AdA {cfg.backbone}{untrained} "
+             f"M={cfg.ada_steps}; {n_dev} dev images")
+    classes = len(json.loads((clean_dir / "classes.json").read_text()))
+    save_plot(rows, out / "mce.png", title, classes)
+    (out / "results.md").write_text(report(results) + "\n")
+    return results
+
+
+def report(results: dict) -> str:
+    """The markdown of ``results.md``: settings, the table, the paper's full-scale numbers for context."""
+    s = results["settings"]
+    paper = ", ".join(f"{m} {v:.2f}" for m, v in results["paper_mce"].items())
+    return "\n".join([
+        "# AdA mini-protocol: clean and CIFAR-10-C-style errors (%)", "",
+        f"ResNet-20 per method, {results['train_images']} training images × {s['epochs']} epochs (batch "
+        f"{s['batch_size']}, SGD lr {s['lr']}, weight decay {s['weight_decay']}), AdA: {s['backbone']} "
+        f"({s['backbone_weights'] or 'untrained'} weights), ν = {s['nu']}, M = {s['ada_steps']} steps; scored on "
+        f"{results['dev_images']} dev images and their corruptions written by `adaaug make-c` (severities 1–5), "
+        f"seed {s['seed']}. "
+        "mCE is the mean of the 15 corruption errors.", "",
+        markdown_table(results["rows"]), "",
+        f"Paper, full scale (pre-activation ResNet-50, 300 epochs, Table 1) CIFAR-10-C mCE: {paper}. "
+        "This run is orders of magnitude smaller; compare the rows with each other, not with the paper. "
+        "Data from ../shared/data are CIFAR-10 re-encoded as JPEG (close to, not equal to, CIFAR-10).",
+    ])
+
+
+# ---- command line -------------------------------------------------------------------------------
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = MiniConfig(data="", dev="", out="")
+    p.epilog = ("example: adaaug mini-protocol --data ../shared/data/cifar10-jpeg-train.tar.gz "
+                "--dev ../shared/data/cifar10-jpeg-test-dev.tar.gz --out runs/mini  (about 50 min on 2 busy cores)")
+    p.add_argument("--data", required=True, help="training set: ImageFolder dir, cifar10:<root> or a .tar.gz")
+    p.add_argument("--dev", required=True, help="dev/test set scored clean and corrupted (same forms)")
+    p.add_argument("--out", required=True, help="output directory (results.json, results.md, mce.png)")
+    p.add_argument("--subset", type=lambda t: None if t == "all" else int(t), default=d.subset,
+                   help=f"training images per method, or 'all' [{d.subset}]")
+    p.add_argument("--epochs", type=int, default=d.epochs, help=f"[{d.epochs}]")
+    p.add_argument("--methods", nargs="+", default=list(d.methods), help=f"[{' '.join(d.methods)}]")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"[{d.seed}]")
+    p.add_argument("--ada-steps", type=int, default=d.ada_steps, help=f"M [{d.ada_steps}; paper 10]")
+    p.add_argument("--nu", type=float, default=d.nu, help=f"AdA relative radius ν [{d.nu}]")
+    p.add_argument("--dev-limit", type=lambda t: None if t == "all" else int(t), default=d.dev_limit,
+                   help=f"dev images scored, or 'all' [{d.dev_limit}]")
+    p.add_argument("--backbone", default=d.backbone, help=f"AdA corruption network [{d.backbone}]")
+    p.add_argument("--backbone-weights", default=d.backbone_weights,
+                   help=f"weights tag, .safetensors path, or 'none' (untrained) [{d.backbone_weights}]")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"[{d.batch_size}]")
+    p.add_argument("--lr", type=float, default=d.lr, help=f"[{d.lr}]")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"[{d.weight_decay}]")
+    p.add_argument("--warmup-epochs", type=int, default=d.warmup_epochs, help=f"[{d.warmup_epochs}]")
+    p.add_argument("--chunk-size", type=int, default=d.chunk_size, help=f"AdA nano-batch [{d.chunk_size}]")
+    p.add_argument("--corruptions", nargs="+", default=list(d.corruptions), metavar="NAME",
+                   help="subset of the 15 (mCE needs all) [all 15]")
+    p.add_argument("--jobs", type=int, default=d.jobs, help=f"methods trained in parallel processes [{d.jobs}]")
+    p.add_argument("--threads", type=int, default=d.threads, help=f"torch threads per process [{d.threads}]")
+    p.add_argument("--device", default=d.device, help=f"cpu, auto or cuda [{d.device}]")
+
+
+def main(args: argparse.Namespace) -> int:
+    weights = None if str(args.backbone_weights).lower() == "none" else args.backbone_weights
+    cfg = MiniConfig(data=args.data, dev=args.dev, out=args.out, subset=args.subset, epochs=args.epochs,
+                     methods=tuple(args.methods), seed=args.seed, ada_steps=args.ada_steps, nu=args.nu,
+                     dev_limit=args.dev_limit,
+                     backbone=args.backbone, backbone_weights=weights, batch_size=args.batch_size, lr=args.lr,
+                     weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, chunk_size=args.chunk_size,
+                     corruptions=tuple(args.corruptions), jobs=args.jobs, threads=args.threads, device=args.device)
+    try:
+        results = run(cfg)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"adaaug mini-protocol: error: {err}", file=sys.stderr)
+        return 2
+    print(report(results))
+    print(f"wall time {results['wall_s'] / 60:.1f} min (rough estimate was {results['estimate_s'] / 60:.1f} min)")
+    print(f"wrote {Path(cfg.out) / 'results.md'}, results.json, mce.png")
+    return 0
