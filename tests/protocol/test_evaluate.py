@@ -22,12 +22,6 @@ N = 4  # images per severity in the synthetic -C directory
 LABELS = np.array([0, 1, 2, 3])
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class Oracle(nn.Module):

@@ -16,12 +16,6 @@ from adaaug.protocol.data import load_images
 from adaaug.protocol.make_c import make_c
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _smooth_images(n: int, size: int = 32, seed: int = 0) -> np.ndarray:
