@@ -10,7 +10,6 @@ import tarfile
 from pathlib import Path
 
 import pytest
-import torch
 
 from adaaug.cli import main as cli
 from adaaug.protocol.corruptions import BENCHMARK
@@ -19,21 +18,12 @@ from adaaug.protocol.mini import SHORT, MiniConfig, estimate_seconds, markdown_t
 COLUMNS = ["method", "clean error", "mCE"] + [SHORT[c] for c in BENCHMARK]
 
 
-@pytest.fixture
-def keep_threads():
-    """The run sets torch's thread count in this process; put it back for the other tests."""
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
-
-
 def _table(md: str) -> list[list[str]]:
     rows = [line for line in md.splitlines() if line.startswith("|")]
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in rows]
 
 
-def test_tiny_run_writes_table_and_figure(tmp_path: Path, cifar_train_subset: Path, cifar_dev_subset: Path,
-                                         keep_threads) -> None:
+def test_tiny_run_writes_table_and_figure(tmp_path: Path, cifar_train_subset: Path, cifar_dev_subset: Path) -> None:
     archive = tmp_path / "dev.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(cifar_dev_subset, arcname="test")  # the ../shared/data layout: <split>/<class>/<image>
