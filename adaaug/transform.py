@@ -284,16 +284,18 @@ class AdversarialAugment:
                         continue
                     params, _, radii = c.state(device, compute)
                     seeds = example_seeds(len(idx), generator)  # δ⁰ drawn per nano-batch from these
-                    rel = torch.full((n, len(params)), float("nan"), device=device)
+                    rel = torch.full((n, len(params)), float("nan"), device=device) if return_info else None
                     for chunk in torch.split(torch.arange(len(idx), device=device), self.chunk_size):
                         sel = idx[chunk]
                         delta0 = random_init(params, radii, seeds[chunk.cpu()])
                         x_adv, d = self._maximise(c, x[sel], labels[sel], delta0)
                         out[sel] = x_adv
-                        rel[sel] = relative_norms(d, params).float()
+                        if rel is not None:  # diagnostics only: one more pass over δ
+                            rel[sel] = relative_norms(d, params).float()
                     for i in idx.tolist():
                         names[i] = c.name
-                    norms[c.name] = rel
+                    if rel is not None:
+                        norms[c.name] = rel
             if self.ssim_threshold is not None and n:
                 out, gamma, s = ssim_line_search(x, out, self.ssim_threshold)
             elif return_info and n:
