@@ -44,18 +44,28 @@ def random_init(params: Blocks, radii: Blocks, seeds: torch.Tensor) -> Blocks:
         radii: ν‖φ_i‖₂ per block, from :func:`block_radii`.
         seeds: int64 tensor ``N``, one seed per example (:func:`example_seeds`).
 
-    Returns ``{name: N × *φ_name.shape}``. Numbers are drawn on the CPU in float32,
-    so a seed gives the same δ⁰ on every device.
+    Returns ``{name: N × *φ_name.shape}``. Example n's generator, seeded with ``seeds[n]``,
+    draws all of its Gaussian numbers (blocks in ``params`` order) and then one uniform
+    per block. Numbers are drawn on the CPU in float32, so a seed gives the same δ⁰ on
+    every device; the directions are normalised on the target device.
     """
-    per_block: dict[str, list[torch.Tensor]] = {k: [] for k in params}
-    for seed in seeds.tolist():
+    sizes = [p.numel() for p in params.values()]
+    n = len(seeds)
+    gauss = torch.empty(n, sum(sizes))
+    fractions = torch.empty(n, len(sizes))
+    for row, seed in enumerate(seeds.tolist()):
         g = torch.Generator().manual_seed(seed)
-        for k, p in params.items():
-            direction = torch.randn(p.numel(), generator=g)
-            direction /= direction.norm().clamp_min(torch.finfo(direction.dtype).tiny)
-            per_block[k].append(direction.mul_(torch.rand((), generator=g)))
-    return {k: torch.stack(v).to(device=p.device, dtype=p.dtype).mul_(radii[k]).view(len(seeds), *p.shape)
-            for (k, v), p in zip(per_block.items(), params.values())}
+        gauss[row].normal_(generator=g)
+        fractions[row].uniform_(generator=g)
+    first = next(iter(params.values()))
+    gauss = gauss.to(device=first.device, dtype=first.dtype)
+    fractions = fractions.to(device=first.device, dtype=first.dtype)
+    delta = {}
+    for i, ((k, p), direction) in enumerate(zip(params.items(), gauss.split(sizes, dim=1))):
+        norm = direction.norm(dim=1, keepdim=True).clamp_min_(torch.finfo(direction.dtype).tiny)
+        scale = fractions[:, i:i + 1].mul(radii[k].to(p.dtype)).div_(norm)
+        delta[k] = direction.mul(scale).view(n, *p.shape)
+    return delta
 
 
 def per_example_norms(delta: Blocks) -> Blocks:

@@ -75,3 +75,20 @@ def test_init_depends_only_on_each_examples_seed():
     part = random_init(p, r, seeds[2:4])
     assert all(torch.equal(full[k][2:4], part[k]) for k in p)
     assert not torch.equal(full["w"][0], full["w"][1])
+
+
+def test_init_follows_the_documented_draw_order():
+    # independent reference: example n's generator draws all Gaussians (blocks in order), then one
+    # uniform per block; direction normalised in float64, scaled by u · ν‖φ_i‖₂
+    p = _params()
+    r = block_radii(p, 0.03)
+    seeds = example_seeds(3, torch.Generator().manual_seed(7))
+    d = random_init(p, r, seeds)
+    sizes = [v.numel() for v in p.values()]
+    for n, seed in enumerate(seeds.tolist()):
+        g = torch.Generator().manual_seed(seed)
+        gauss = torch.randn(sum(sizes), generator=g).double().split(sizes)
+        u = torch.rand(len(sizes), generator=g).double()
+        for i, (k, v) in enumerate(p.items()):
+            expected = (gauss[i] / gauss[i].norm() * u[i] * r[k].double()).view(v.shape)
+            assert torch.allclose(d[k][n].double(), expected, rtol=1e-5, atol=1e-9)
