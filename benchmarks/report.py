@@ -27,13 +27,18 @@ def perturbation_table(records: list[dict]) -> str:
 
 
 def step_table(records: list[dict]) -> str:
+    pct = lambda r, k: f"{100 * r[k]:.1f}" if k in r else "–"
+    ratio = lambda r, k: f"{r[k]:.2f}" if k in r else "–"
     lines = ["| backbone | machine | batch | M | nominal step s | AdA step s | floor s | AdA/floor | AdA/nominal | "
-             "projection % | line search % | date | commit |", "|" + " --- |" * 13]
+             "projection % | line search % | init % | final forward % | per-example/shared backbone pass | "
+             "AdA/per-example floor | date | commit |", "|" + " --- |" * 17]
     for r in records:
         lines.append(
             f"| {r['backbone']} | {r['machine']} | {r['batch_size']} | {r['steps']} | {r['nominal_step_s']:.3f} | "
             f"{r['ada_step_s']:.2f} | {r['floor_s']:.2f} | {r['ada_over_floor']:.2f} | {r['ada_over_nominal']:.1f} | "
-            f"{100 * r['share_projection_step']:.1f} | {100 * r['share_line_search']:.1f} | {r['date']} | {r['commit']} |")
+            f"{pct(r, 'share_projection_step')} | {pct(r, 'share_line_search')} | {pct(r, 'share_random_init')} | "
+            f"{pct(r, 'share_final_forward')} | {ratio(r, 'per_example_over_shared')} | "
+            f"{ratio(r, 'ada_over_per_example_floor')} | {r['date']} | {r['commit']} |")
     mem = ["| backbone | chunk size | batch | peak MB |", "| --- | --- | --- | --- |"]
     for r in records:
         for m in r.get("memory", {}).values():

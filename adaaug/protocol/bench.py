@@ -6,7 +6,11 @@ For one classifier, batch and device it measures (median wall time over repeats)
 - an AdA training step (``ada(x, y)`` then the same classifier step on x');
 - the floor: (M+1) classifier forward+backward + M backbone forward+backward with
   shared weights at the same batch size, i.e. the work AdA cannot avoid;
-- the share of the AdA step spent in the sign step + projection and in the line search;
+- the share of the AdA step spent in the sign step + projection and in the line search, and
+  the other work outside the floor: the random init δ⁰ and the final forward c_{φ+δ}(x);
+- the same backbone forward+backward with per-example weights (``vmap`` over nano-batches, the
+  way AdA runs it), which shows how much of the gap to the floor is the per-example
+  convolutions themselves;
 - peak memory of the AdA step against ``chunk_size`` (CUDA: max_memory_allocated;
   CPU: peak resident set size, reset through /proc/self/clear_refs).
 
@@ -135,14 +139,43 @@ def run(backbone: str, batch_size: int, steps: int, chunk_size: int, device: str
     res["floor_s"] = (steps + 1) * res["classifier_fwd_bwd_s"] + steps * res["backbone_fwd_bwd_s"]
     res["ada_over_floor"] = res["ada_step_s"] / res["floor_s"]
     res["ada_over_nominal"] = res["ada_step_s"] / res["nominal_step_s"]
+    params = {k: v.detach() for k, v in bb.named_parameters()}
+
+    def per_example_backbone_fb():
+        for xs in x.split(chunk_size):
+            delta = {k: torch.zeros(len(xs), *p.shape, device=dev).requires_grad_(True) for k, p in params.items()}
+            out = ada.corruptors[0].corrupt(xs, delta, params, buffers)
+            torch.autograd.grad(out.square().mean(), list(delta.values()))
+    res["per_example_backbone_fwd_bwd_s"] = median_time(per_example_backbone_fb, dev, repeats)
+    res["per_example_over_shared"] = res["per_example_backbone_fwd_bwd_s"] / res["backbone_fwd_bwd_s"]
+    res["per_example_floor_s"] = ((steps + 1) * res["classifier_fwd_bwd_s"]
+                                  + steps * res["per_example_backbone_fwd_bwd_s"])
+    res["ada_over_per_example_floor"] = res["ada_step_s"] / res["per_example_floor_s"]
     totals: dict[str, float] = {}
-    with _timing(transform_module, ["project_", "sign_step_", "ssim_line_search"], totals, dev):
-        t = time.perf_counter()
-        classifier_step(ada(x, y))
+    corrupt = transform_module._Corruptor.corrupt
+
+    def timed_corrupt(self, *a, **k):  # the final forward is the only call without grad
+        if torch.is_grad_enabled():
+            return corrupt(self, *a, **k)
         _sync(dev)
-        total = time.perf_counter() - t
+        t0 = time.perf_counter()
+        out = corrupt(self, *a, **k)
+        _sync(dev)
+        totals["final_forward"] = totals.get("final_forward", 0.0) + time.perf_counter() - t0
+        return out
+    transform_module._Corruptor.corrupt = timed_corrupt
+    try:
+        with _timing(transform_module, ["random_init", "project_", "sign_step_", "ssim_line_search"], totals, dev):
+            t = time.perf_counter()
+            classifier_step(ada(x, y))
+            _sync(dev)
+            total = time.perf_counter() - t
+    finally:
+        transform_module._Corruptor.corrupt = corrupt
     res["share_projection_step"] = (totals.get("project_", 0) + totals.get("sign_step_", 0)) / total
     res["share_line_search"] = totals.get("ssim_line_search", 0) / total
+    res["share_random_init"] = totals.get("random_init", 0) / total
+    res["share_final_forward"] = totals.get("final_forward", 0) / total
     memory = {}
     for cs in chunk_sizes or []:
         for b in memory_batches or [batch_size]:
@@ -204,7 +237,7 @@ def main(args: argparse.Namespace) -> int:
     machine = torch.cuda.get_device_name(dev) if dev.type == "cuda" else \
         f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
     print(f"{'backbone':<8}{'nominal s':>10}{'AdA s':>9}{'floor s':>9}{'AdA/floor':>10}{'AdA/nominal':>12}"
-          f"{'proj %':>8}{'search %':>9}")
+          f"{'proj %':>8}{'search %':>9}{'init %':>8}{'final fwd %':>12}{'vmap/shared':>12}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name in args.backbones:
@@ -213,7 +246,8 @@ def main(args: argparse.Namespace) -> int:
         r.update({"machine": machine, "torch": torch.__version__, "commit": commit, "date": time.strftime("%Y-%m-%d")})
         print(f"{name:<8}{r['nominal_step_s']:>10.3f}{r['ada_step_s']:>9.2f}{r['floor_s']:>9.2f}"
               f"{r['ada_over_floor']:>10.2f}{r['ada_over_nominal']:>12.1f}{100 * r['share_projection_step']:>8.1f}"
-              f"{100 * r['share_line_search']:>9.1f}")
+              f"{100 * r['share_line_search']:>9.1f}{100 * r['share_random_init']:>8.1f}"
+              f"{100 * r['share_final_forward']:>12.1f}{r['per_example_over_shared']:>12.2f}")
         for m in r["memory"].values():
             print(f"    peak memory, chunk {m['chunk_size']:>3}, batch {m['batch']:>4}: {m['peak_mb']:.0f} MB")
         (out / f"step-{name}-{dev.type}.json").write_text(json.dumps(r, indent=2) + "\n")
