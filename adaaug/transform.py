@@ -248,6 +248,21 @@ class AdversarialAugment:
         with torch.no_grad():
             return c.corrupt(x, delta, params, buffers), delta
 
+    def _pull_back(self, x: torch.Tensor, x_adv: torch.Tensor,
+                   return_info: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The SSIM line search (App. F) on one nano-batch: ``(images, γ, SSIM(x, images))``.
+
+        Without a threshold the images pass unchanged (γ = 1); their SSIM is computed only
+        for ``return_info`` (NaN for images smaller than the 11×11 window), else reported as 1.
+        """
+        if self.ssim_threshold is not None:
+            return ssim_line_search(x, x_adv, self.ssim_threshold)
+        ones = torch.ones(len(x), device=x.device, dtype=x.dtype)
+        if not return_info:
+            return x_adv, ones, ones
+        s = ssim(x, x_adv) if min(x.shape[-2:]) >= 11 else torch.full_like(ones, float("nan"))
+        return x_adv, ones, s
+
     def _validate(self, images: torch.Tensor, labels: torch.Tensor) -> None:
         channels = {c.in_channels for c in self.corruptors if c.in_channels is not None}
         multiple = max(c.multiple_of for c in self.corruptors)
@@ -269,7 +284,8 @@ class AdversarialAugment:
         compute = torch.float64 if images.dtype == model_dtype == torch.float64 else torch.float32
         x = images.to(compute) / 255 if images.dtype == torch.uint8 else images.to(compute)
         out = x.clone()
-        gamma = torch.ones(n, device=device)
+        gamma = torch.ones(n, device=device, dtype=compute)  # every entry is set per nano-batch
+        s = torch.ones(n, device=device, dtype=compute)
         names = [""] * n
         norms: dict[str, torch.Tensor] = {}
         snapshots = [(m, _mode_snapshot(m)) for m in [self.model, *(c.module for c in self.corruptors)]]
@@ -278,7 +294,7 @@ class AdversarialAugment:
                 m.eval()
             if n:
                 order = torch.randperm(n, generator=generator, device=generator.device if generator else "cpu")
-                shares = [s.sort().values for s in torch.tensor_split(order.to(device), len(self.corruptors))]
+                shares = [s_.sort().values for s_ in torch.tensor_split(order.to(device), len(self.corruptors))]
                 for c, idx in zip(self.corruptors, shares):
                     if not len(idx):
                         continue
@@ -289,19 +305,14 @@ class AdversarialAugment:
                         sel = idx[chunk]
                         delta0 = random_init(params, radii, seeds[chunk.cpu()])
                         x_adv, d = self._maximise(c, x[sel], labels[sel], delta0)
-                        out[sel] = x_adv
+                        # line search per nano-batch too, so that memory stays bounded by chunk_size
+                        out[sel], gamma[sel], s[sel] = self._pull_back(x[sel], x_adv, return_info)
                         if rel is not None:  # diagnostics only: one more pass over δ
                             rel[sel] = relative_norms(d, params).float()
                     for i in idx.tolist():
                         names[i] = c.name
                     if rel is not None:
                         norms[c.name] = rel
-            if self.ssim_threshold is not None and n:
-                out, gamma, s = ssim_line_search(x, out, self.ssim_threshold)
-            elif return_info and n:
-                s = ssim(x, out) if min(x.shape[-2:]) >= 11 else torch.full((n,), float("nan"), device=device)
-            else:
-                s = torch.ones(n, device=device)
             if return_info:
                 with torch.no_grad():
                     loss = self._per_example_loss(self.model(out), labels) if n else torch.zeros(0, device=device)

@@ -144,6 +144,23 @@ def test_result_does_not_depend_on_chunk_size(tiny_net):
     assert (a - b).abs().max() < 1e-10
 
 
+def test_line_search_per_nano_batch_equals_one_search_over_the_batch(tiny_net):
+    # the transform searches each nano-batch separately (memory bounded by chunk_size); the result
+    # must equal one search over the whole batch of raw AdA images
+    from adaaug.line_search import ssim_line_search
+
+    x, y = _batch(6)
+    x, net = x.double(), copy.deepcopy(tiny_net).double()
+    kw = dict(backbone=build_backbone("unet"), nu=0.5, steps=2, chunk_size=4)
+    raw = AdversarialAugment(net, ssim_threshold=None, **kw)(x, y, generator=torch.Generator().manual_seed(0))
+    out, info = AdversarialAugment(net, ssim_threshold=0.1, **kw)(x, y, generator=torch.Generator().manual_seed(0),
+                                                                  return_info=True)
+    ref, gamma, s = ssim_line_search(x, raw, 0.1)
+    assert torch.any(gamma < 1)
+    assert (out - ref).abs().max() < 1e-10
+    assert torch.allclose(info.gamma, gamma) and torch.allclose(info.ssim, s)
+
+
 def test_line_search_is_applied(tiny_net):
     x, y = _batch(6)
     ada = AdversarialAugment(tiny_net, backbone="unet", weights=None, nu=0.5, steps=2, ssim_threshold=0.1)
