@@ -15,7 +15,7 @@ from adaaug.cli import main as cli
 from adaaug.protocol.corruptions import BENCHMARK
 from adaaug.protocol.mini import SHORT, MiniConfig, estimate_seconds, markdown_table
 
-COLUMNS = ["method", "clean error", "mCE"] + [SHORT[c] for c in BENCHMARK]
+COLUMNS = ["method", "clean error", "mCE", "mCE − clean"] + [SHORT[c] for c in BENCHMARK]
 
 
 def _table(md: str) -> list[list[str]]:
@@ -40,7 +40,8 @@ def test_tiny_run_writes_table_and_figure(tmp_path: Path, cifar_train_subset: Pa
     assert [r[0] for r in table[2:]] == ["nominal", "ada"]
     for row in table[2:]:
         assert len(row) == len(COLUMNS)
-        assert all(0.0 <= float(v) <= 100.0 for v in row[1:])
+        assert all(0.0 <= float(v) <= 100.0 for v in row[1:3] + row[4:])
+        assert float(row[3]) == pytest.approx(float(row[2]) - float(row[1]), abs=0.011)
     results = json.loads((out / "results.json").read_text())
     assert results["train_images"] == 200 and results["dev_images"] == 20
     for row in results["rows"]:
@@ -61,7 +62,7 @@ def test_table_marks_missing_values() -> None:
     row = {"method": "nominal", "clean_error": 12.345, "mce": None, "ce": {"gaussian_noise": 50.0}}
     table = _table(markdown_table([row]))
     assert table[0] == COLUMNS
-    assert table[2][:4] == ["nominal", "12.35", "–", "50.00"] and table[2][4:] == ["–"] * 14
+    assert table[2][:5] == ["nominal", "12.35", "–", "–", "50.00"] and table[2][5:] == ["–"] * 14
 
 
 def test_bad_settings_are_refused(tmp_path: Path) -> None:
