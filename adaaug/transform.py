@@ -285,7 +285,7 @@ class AdversarialAugment:
         x = images.to(compute) / 255 if images.dtype == torch.uint8 else images.to(compute)
         out = x.clone()
         gamma = torch.ones(n, device=device, dtype=compute)  # every entry is set per nano-batch
-        s = torch.ones(n, device=device, dtype=compute)
+        similarity = torch.ones(n, device=device, dtype=compute)
         names = [""] * n
         norms: dict[str, torch.Tensor] = {}
         snapshots = [(m, _mode_snapshot(m)) for m in [self.model, *(c.module for c in self.corruptors)]]
@@ -294,7 +294,7 @@ class AdversarialAugment:
                 m.eval()
             if n:
                 order = torch.randperm(n, generator=generator, device=generator.device if generator else "cpu")
-                shares = [s_.sort().values for s_ in torch.tensor_split(order.to(device), len(self.corruptors))]
+                shares = [s.sort().values for s in torch.tensor_split(order.to(device), len(self.corruptors))]
                 for c, idx in zip(self.corruptors, shares):
                     if not len(idx):
                         continue
@@ -306,7 +306,7 @@ class AdversarialAugment:
                         delta0 = random_init(params, radii, seeds[chunk.cpu()])
                         x_adv, d = self._maximise(c, x[sel], labels[sel], delta0)
                         # line search per nano-batch too, so that memory stays bounded by chunk_size
-                        out[sel], gamma[sel], s[sel] = self._pull_back(x[sel], x_adv, return_info)
+                        out[sel], gamma[sel], similarity[sel] = self._pull_back(x[sel], x_adv, return_info)
                         if rel is not None:  # diagnostics only: one more pass over δ
                             rel[sel] = relative_norms(d, params).float()
                     for i in idx.tolist():
@@ -322,7 +322,7 @@ class AdversarialAugment:
         result = out.mul(255).round_().to(torch.uint8) if images.dtype == torch.uint8 else out.to(images.dtype)
         if not return_info:
             return result
-        info = AdAInfo(loss=loss.detach(), ssim=s, gamma=gamma, backbone=names, relative_norms=norms,
+        info = AdAInfo(loss=loss.detach(), ssim=similarity, gamma=gamma, backbone=names, relative_norms=norms,
                        block_names={c.name: c.block_names for c in self.corruptors})
         return result, info
 
