@@ -65,6 +65,24 @@ def test_cae_binarisation_is_deterministic_in_eval_and_passes_gradients():
     assert g.abs().sum() > 0  # straight-through estimator reaches the encoder
 
 
-def test_edsr_rejects_odd_sizes():
+def test_edsr_downsample_mode_rejects_odd_sizes():
     with pytest.raises(ValueError, match="even"):
-        EDSR()(torch.rand(1, 3, 31, 32))
+        EDSR(mode="downsample")(torch.rand(1, 3, 31, 32))
+
+
+def test_edsr_upsample_mode_keeps_any_size_and_equals_sr_then_resize():
+    torch.manual_seed(0)
+    m = EDSR(num_blocks=2, features=8).eval()
+    x = torch.rand(2, 3, 31, 20)
+    with torch.no_grad():
+        y = m(x)
+        sr = m.super_resolve(x)
+        ref = torch.nn.functional.interpolate(sr, size=(31, 20), mode="bilinear", align_corners=False,
+                                              antialias=True)
+    assert sr.shape == (2, 3, 62, 40) and y.shape == x.shape
+    torch.testing.assert_close(y, ref, rtol=0, atol=0)
+
+
+def test_edsr_rejects_unknown_mode():
+    with pytest.raises(ValueError, match="mode"):
+        EDSR(mode="sideways")
