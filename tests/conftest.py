@@ -1,17 +1,21 @@
-"""Shared fixtures: a tiny classifier, and CIFAR-10 subsets extracted from ../shared/data."""
+"""Shared fixtures: a tiny classifier, generated ImageFolder trees, and a private cache directory.
+
+No test reads data from outside the repository: the training and evaluation sets are small
+CIFAR-10-shaped ImageFolder trees drawn here (class-dependent colours and stripe patterns, so a
+classifier can learn them within an epoch or two).
+"""
 from __future__ import annotations
 
-import tarfile
+import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-TRAIN_TAR = SHARED_DATA / "cifar10-jpeg-train.tar.gz"
-DEV_TAR = SHARED_DATA / "cifar10-jpeg-test-dev.tar.gz"
+#: The CIFAR-10 class names, so the generated trees look like CIFAR-10 to the code under test.
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
 class TinyNet(nn.Module):
@@ -39,6 +43,21 @@ def _single_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Decoded-image caches go to a temporary directory, never to the user's ``~/.cache/adaaug``.
+
+    Set in ``os.environ`` so that subprocesses (torchrun tests) inherit it.
+    """
+    before = os.environ.get("ADAAUG_CACHE")
+    os.environ["ADAAUG_CACHE"] = str(tmp_path_factory.mktemp("adaaug-cache"))
+    yield
+    if before is None:
+        os.environ.pop("ADAAUG_CACHE", None)
+    else:
+        os.environ["ADAAUG_CACHE"] = before
+
+
 @pytest.fixture
 def tiny_net() -> TinyNet:
     torch.manual_seed(0)
@@ -49,38 +68,53 @@ def tiny_net() -> TinyNet:
     return net
 
 
-def _extract(tar_path: Path, dest: Path, per_class: int) -> Path:
-    """Extract the first ``per_class`` images of every class from an ImageFolder tarball."""
-    counts: dict[str, int] = {}
-    with tarfile.open(tar_path) as tar:
-        members = []
-        for m in tar:
-            parts = Path(m.name).parts
-            if not m.isfile() or len(parts) < 3:
-                continue
-            cls = parts[-2]
-            if counts.get(cls, 0) < per_class:
-                counts[cls] = counts.get(cls, 0) + 1
-                members.append(m)
-        tar.extractall(dest, members=members, filter="data")
-    split = next(p for p in dest.iterdir() if p.is_dir())
-    return split
+def class_images(n: int, size: int = 32, classes: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` uint8 ``size×size×3`` images and their labels (``i % classes``), learnable from colour and texture.
+
+    Class ``c`` has its own mean colour (hue ``c / classes``) and a sinusoidal stripe pattern at
+    angle ``c · 180° / classes`` with a period of 4–8 pixels; each image draws its own phase,
+    period, brightness and pixel noise (σ ≈ 10 grey levels), so no two images are equal.
+    """
+    import colorsys
+
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % classes
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    out = np.empty((n, size, size, 3), np.uint8)
+    for i, c in enumerate(labels):
+        base = np.array(colorsys.hsv_to_rgb(c / classes, 0.6, 0.5 + 0.3 * rng.random()))
+        angle = np.pi * c / classes
+        period = rng.uniform(4, 8) * size / 32
+        wave = np.sin(2 * np.pi * (np.cos(angle) * xx + np.sin(angle) * yy) / period + rng.uniform(0, 2 * np.pi))
+        img = base * 255 + 60 * wave[..., None] * np.array([1.0, 0.8, 0.6])[(np.arange(3) + c) % 3]
+        img += rng.normal(0, 10, img.shape)
+        out[i] = np.clip(img, 0, 255).round().astype(np.uint8)
+    return out, labels
 
 
-def _need(tar_path: Path) -> None:
-    if not tar_path.exists():
-        pytest.skip(f"needs the CIFAR-10 JPEG data at {tar_path} (../shared/data); absent on this machine")
+def write_image_folder(root: Path, per_class: int, size: int = 32, classes: int = 10, seed: int = 0,
+                       suffix: str = ".png") -> Path:
+    """An ImageFolder tree ``root/<class>/<class>_<i>.<suffix>`` of :func:`class_images`; returns ``root``."""
+    from PIL import Image
+
+    images, labels = class_images(per_class * classes, size, classes, seed)
+    names = CLASSES if classes <= len(CLASSES) else [f"class{c:03d}" for c in range(classes)]
+    counts = [0] * classes
+    for image, c in zip(images, labels):
+        folder = root / names[c]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{names[c]}_{counts[c]:04d}{suffix}", quality=95)
+        counts[c] += 1
+    return root
 
 
 @pytest.fixture(scope="session")
 def cifar_train_subset(tmp_path_factory) -> Path:
-    """ImageFolder dir with 52 training images per class (520 images) from ../shared/data."""
-    _need(TRAIN_TAR)
-    return _extract(TRAIN_TAR, tmp_path_factory.mktemp("cifar_train"), 52)
+    """A generated CIFAR-10-shaped training set: ImageFolder of 520 JPEG images, 32×32, 52 per class."""
+    return write_image_folder(tmp_path_factory.mktemp("gen_train") / "train", 52, seed=1, suffix=".jpg")
 
 
 @pytest.fixture(scope="session")
 def cifar_dev_subset(tmp_path_factory) -> Path:
-    """ImageFolder dir with 20 dev images per class (200 images) from ../shared/data."""
-    _need(DEV_TAR)
-    return _extract(DEV_TAR, tmp_path_factory.mktemp("cifar_dev"), 20)
+    """A generated CIFAR-10-shaped evaluation set: ImageFolder of 200 JPEG images, 32×32, 20 per class."""
+    return write_image_folder(tmp_path_factory.mktemp("gen_dev") / "test", 20, seed=2, suffix=".jpg")

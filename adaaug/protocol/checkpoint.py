@@ -1,4 +1,5 @@
-"""Atomic training checkpoints: write a temporary file, fsync it, rename it over the target.
+"""Atomic training checkpoints (write a temporary file, fsync it, rename it over the target), and
+saving/restoring a training run's state per epoch (:func:`save_run`, :func:`restore_run`).
 
 Checkpoints hold optimiser and RNG state and are written with ``torch.save``; they are
 read back with ``weights_only=True`` (no arbitrary unpickling). Shipped weights use
@@ -61,3 +62,69 @@ def set_rng_state(state: dict) -> None:
     random.setstate(ast.literal_eval(state["python"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ---- stage 5 of ``adaaug train``: one checkpoint per epoch, and resuming from it ----------------
+def save_run(ckpt_path: Path, metrics_path: Path, cfg, env, m, epoch: int, wall: float, record: dict) -> None:
+    """End of epoch ``epoch`` (1-based): rank 0 appends ``record`` to ``metrics.jsonl``, prints it, and
+    writes the checkpoint (model, optimiser, schedule, every process's RNG states); all processes wait.
+
+    ``cfg`` is a :class:`~adaaug.protocol.train_config.TrainConfig`, ``env`` a
+    :class:`~adaaug.protocol.distributed.DistEnv`, ``m`` a :class:`~adaaug.protocol.train.Model`.
+    """
+    import json
+
+    from . import distributed as D
+
+    states = D.all_gather_object(env, {"global": rng_state(), "augment": m.aug_gen.get_state()})
+    if env.is_main:
+        with open(metrics_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        print(json.dumps(record), flush=True)
+        save_atomic({"model": m.model.state_dict(), "optimizer": m.opt.state_dict(),
+                     "scheduler": m.sched.state_dict(), "epoch": epoch, "wall_s": wall, "config": cfg.to_dict(),
+                     "rng": states, "world_size": env.world_size}, ckpt_path)
+    D.barrier(env)
+
+
+def restore_run(ckpt_path: Path, cfg, env, m) -> tuple[int, float]:
+    """Load ``ckpt_path`` into ``m`` (before DDP wrapping); returns ``(epochs done, wall seconds)``.
+
+    ``(0, 0.0)`` when there is no checkpoint yet. Raises
+    :class:`~adaaug.protocol.train_config.ConfigError` when the checkpoint's settings differ
+    (other than :data:`~adaaug.protocol.train_config.RESUME_FREE_KEYS`). RNG states written by
+    another number of processes (or on another device type) cannot be restored: the
+    augmentation generators then restart from fresh seeds, with a warning.
+    """
+    import sys
+
+    from . import distributed as D
+    from .train_config import ConfigError
+
+    if not ckpt_path.exists():
+        if env.is_main:
+            print(f"--resume: no checkpoint at {ckpt_path}; starting from scratch", file=sys.stderr)
+        return 0, 0.0
+    ck = load_checkpoint(ckpt_path)
+    mismatch = cfg.resume_mismatch(ck["config"])
+    if mismatch:
+        raise ConfigError(f"cannot resume {ckpt_path}: settings differ from the checkpoint's run: "
+                          + ", ".join(f"{k}={ck['config'].get(k)!r}→{getattr(cfg, k, None)!r}" for k in mismatch))
+    m.model.load_state_dict(ck["model"])
+    m.opt.load_state_dict(ck["optimizer"])
+    m.sched.load_state_dict(ck["scheduler"])
+    start_epoch, wall = int(ck["epoch"]), float(ck["wall_s"])
+    states = ck["rng"]
+    try:
+        if len(states) != env.world_size:
+            raise ValueError(f"written by {len(states)} processes, this run has {env.world_size}")
+        m.aug_gen.set_state(states[env.rank]["augment"])
+        set_rng_state(states[env.rank]["global"])
+    except (ValueError, RuntimeError) as err:  # other world size, or a CUDA generator resumed on CPU
+        if env.is_main:
+            print(f"warning: cannot restore the RNG states of {ckpt_path} ({err}); augmentation "
+                  f"generators restart from fresh per-rank seeds: not bitwise reproducible", file=sys.stderr)
+        m.aug_gen.manual_seed(D.derive_seed(cfg.seed, "augment", env.rank, "resumed", start_epoch))
+    if env.is_main:
+        print(f"resuming {ckpt_path} after epoch {start_epoch}/{cfg.epochs}", file=sys.stderr)
+    return start_epoch, wall

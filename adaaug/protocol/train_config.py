@@ -52,7 +52,9 @@ _PAPER_BACKBONE_CHOICES = ("edsr", "cae", "vqvae", "unet", "all")
 _DEVICE_HELP = "auto, cpu, cuda or cuda:N"
 #: Keys that may differ between a checkpoint's run and the run resuming it.
 RESUME_FREE_KEYS = frozenset({"out", "resume", "progress", "device", "threads", "data", "eval_data",
-                              "deepaugment_data", "download", "eval_batch_size", "eval_every"})
+                              "deepaugment_data", "download", "eval_batch_size", "eval_every", "workers",
+                              "skip_bad_images"})
+DATA_PATHS = ("auto", "memory", "stream")
 
 
 class ConfigError(ValueError):
@@ -74,6 +76,14 @@ class TrainConfig:
         eval_data: evaluation set (same spec forms). Default: the CIFAR10 test split when ``data``
             is ``cifar10:<root>``, otherwise no evaluation.
         download: let torchvision download CIFAR-10 into ``<root>``.
+        data_path: ``memory`` (decode every image once into a uint8 tensor; CIFAR-10), ``stream``
+            (decode per batch in DataLoader workers, which also apply the standard augmentation;
+            ImageNet), or ``auto``: stream an ImageFolder tree whose decoded images would exceed
+            4 GiB per process or differ in size (:mod:`adaaug.protocol.data_sources`).
+        workers: DataLoader worker processes per training process for the streaming path
+            (``None``: the CPUs per local process minus one, at most 8).
+        skip_bad_images: skip image files that cannot be decoded (their count goes to stderr)
+            instead of stopping with an error naming the file.
         out: run directory: ``checkpoint.pt``, ``metrics.jsonl``, ``config.json``, ``final.safetensors``.
         arch: ``resnet20``, ``preact_resnet50`` or ``resnet50`` (torchvision). Preset.
         num_classes: classifier outputs; ``None`` = number of classes in ``data``.
@@ -118,6 +128,9 @@ class TrainConfig:
     data: str | None = None
     eval_data: str | None = None
     download: bool = False
+    data_path: str = "auto"
+    workers: int | None = None
+    skip_bad_images: bool = False
     out: str = "runs/train"
     arch: str | None = None
     num_classes: int | None = None
@@ -261,6 +274,9 @@ class TrainConfig:
         _int("eval_batch_size", self.eval_batch_size, minimum=1)
         _int("eval_every", self.eval_every, minimum=1)
         _int("seed", self.seed, minimum=0)
+        _choice("data_path", self.data_path, DATA_PATHS, "--data-path")
+        if self.workers is not None:
+            _int("workers", self.workers, minimum=0)
         for name in ("num_classes", "subset", "threads"):
             if getattr(self, name) is not None:
                 _int(name, getattr(self, name), minimum=1)
@@ -275,7 +291,7 @@ class TrainConfig:
         _real("step_scale", self.step_scale, low=0, low_open=True)
         _real("ssim_threshold", self.ssim_threshold, low=0, high=1, low_open=True)
         _real("deepaugment_prob", self.deepaugment_prob, low=0, high=1)
-        for name in ("download", "line_search", "jsd", "nesterov", "sync_bn", "progress", "resume"):
+        for name in ("download", "line_search", "jsd", "nesterov", "sync_bn", "progress", "resume", "skip_bad_images"):
             _type(name, getattr(self, name), bool)
         for name in ("amp", "channels_last"):
             if getattr(self, name) is not None:
@@ -297,6 +313,9 @@ class TrainConfig:
         if not self.uses_deepaugment and self.deepaugment_data is not None:
             raise ConfigError(f"--deepaugment-data is only used by the deepaugment methods, not {self.method!r}; "
                               f"drop it or pick e.g. --method {self.method}+deepaugment")
+        if self.data_path == "stream" and self.uses_deepaugment:
+            raise ConfigError(f"method {self.method!r} reads aligned DeepAugment copies, which need the in-memory "
+                              f"data path: pass --data-path memory (or auto)")
         _device(self.device)
         _type("out", self.out, str)
         if check_paths:
@@ -321,8 +340,10 @@ class TrainConfig:
     def resume_mismatch(self, saved: dict[str, Any]) -> list[str]:
         """Settings that differ from a checkpoint's config (ignoring :data:`RESUME_FREE_KEYS`)."""
         mine = self.to_dict()
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
         return sorted(k for k in set(mine) | set(saved)
-                      if k not in RESUME_FREE_KEYS and mine.get(k) != saved.get(k))
+                      if k not in RESUME_FREE_KEYS and mine.get(k) != saved.get(k)
+                      and not (k not in saved and mine.get(k) == defaults.get(k)))  # a setting added since
 
 
 # ---- checks ------------------------------------------------------------------------------
@@ -397,25 +418,36 @@ def _optional_int(text: str) -> int | None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Flags of ``adaaug train``; every one overrides ``--config`` and the preset (defaults in brackets)."""
+    """Flags of ``adaaug train``; every one overrides ``--config`` and the preset. Defaults in brackets
+    (two values: cifar10 / imagenet preset)."""
     S = argparse.SUPPRESS
     c, i = PRESETS["cifar10"], PRESETS["imagenet"]
-    p.add_argument("--config", default=None, help="JSON file of settings (e.g. a run's config.json); flags override it")
-    p.add_argument("--print-config", action="store_true", help="print the resolved settings and exit")
+    p.add_argument("--config", default=None,
+                   help="JSON file of settings (e.g. a run's config.json); flags override it [none]")
+    p.add_argument("--print-config", action="store_true", help="print the resolved settings and exit [off]")
     g = p.add_argument_group("data")
     g.add_argument("--preset", default=S, help="paper protocol: cifar10 (App. E.1) or imagenet (E.2) [cifar10]")
-    g.add_argument("--data", default=S, help="training set: ImageFolder dir or cifar10:<root>")
+    g.add_argument("--data", default=S, help="training set: ImageFolder dir or cifar10:<root> [required]")
     g.add_argument("--eval-data", default=S,
                    help="evaluation set [the CIFAR10 test split for cifar10:<root>, else none]")
-    g.add_argument("--download", action="store_true", default=S, help="download CIFAR-10 into <root>")
+    g.add_argument("--download", action="store_true", default=S, help="download CIFAR-10 into <root> [off]")
+    g.add_argument("--data-path", choices=DATA_PATHS, default=S,
+                   help="memory: decode all images once into RAM (CIFAR-10); stream: decode per batch in "
+                        "DataLoader workers (ImageNet); auto: stream folders above 4 GiB decoded or of mixed "
+                        "image sizes [auto]")
+    g.add_argument("--workers", type=int, default=S,
+                   help="DataLoader workers per process, streaming path [CPUs per process − 1, at most 8]")
+    g.add_argument("--skip-bad-images", action="store_true", default=S,
+                   help="skip unreadable image files and report their count, instead of stopping [off]")
     g.add_argument("--subset", type=int, default=S, help="train on this many random images [all]")
     g.add_argument("--deepaugment-data", nargs="+", metavar="DIR", default=S,
-                   help="DeepAugment copies of --data (adaaug deepaugment-data), e.g. an EDSR and a CAE copy")
+                   help="DeepAugment copies of --data (adaaug deepaugment-data), e.g. an EDSR and a CAE copy "
+                        "[none; required by the deepaugment methods]")
     g = p.add_argument_group("method")
     g.add_argument("--method", default=S, help=f"one of {', '.join(METHODS)} [nominal]")
     g.add_argument("--backbone", default=S, help="AdA backbone: edsr, cae, vqvae, unet or all [edsr]")
     g.add_argument("--backbone-weights", default=S, help="tag, .safetensors path or 'none' [the preset's name]")
-    g.add_argument("--ada-steps", type=int, default=S, help=f"M [{c['ada_steps']} / {i['ada_steps']}]")
+    g.add_argument("--ada-steps", type=int, default=S, help=f"M, AdA steps [{c['ada_steps']} / {i['ada_steps']}]")
     g.add_argument("--nu", type=float, default=S, help=f"relative radius ν [{c['nu']}]")
     g.add_argument("--chunk-size", type=int, default=S, help=f"AdA nano-batch [{c['chunk_size']} / {i['chunk_size']}]")
     g.add_argument("--step-scale", type=float, default=S, help="multiplies AdA's η [1 / 10/3]")
@@ -425,29 +457,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--jsd", action=argparse.BooleanOptionalAction, default=S, help="AugMix JSD loss [on]")
     g = p.add_argument_group("optimisation")
     g.add_argument("--arch", default=S, help=f"resnet20, preact_resnet50 or resnet50 [{c['arch']} / {i['arch']}]")
-    g.add_argument("--num-classes", type=int, default=S, help="[classes in --data]")
-    g.add_argument("--epochs", type=int, default=S, help=f"[{c['epochs']} / {i['epochs']}]")
+    g.add_argument("--num-classes", type=int, default=S, help="classifier outputs [classes in --data]")
+    g.add_argument("--epochs", type=int, default=S, help=f"training epochs [{c['epochs']} / {i['epochs']}]")
     g.add_argument("--batch-size", type=int, default=S, help=f"global batch [{c['batch_size']} / {i['batch_size']}]")
     g.add_argument("--lr", type=float, default=S, help="base LR; peak = max(lr·B/256, lr) [0.1]")
-    g.add_argument("--momentum", type=float, default=S, help="[0.9]")
-    g.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=S, help="[on]")
-    g.add_argument("--weight-decay", type=float, default=S, help=f"[{c['weight_decay']} / {i['weight_decay']}]")
-    g.add_argument("--warmup-epochs", type=int, default=S, help="[5]")
-    g.add_argument("--seed", type=int, default=S, help="[0]")
+    g.add_argument("--momentum", type=float, default=S, help="SGD momentum [0.9]")
+    g.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=S, help="Nesterov momentum [on]")
+    g.add_argument("--weight-decay", type=float, default=S,
+                   help=f"L2 weight decay [{c['weight_decay']} / {i['weight_decay']}]")
+    g.add_argument("--warmup-epochs", type=int, default=S, help="linear warm-up epochs [5]")
+    g.add_argument("--seed", type=int, default=S, help="base seed of init, data order and augmentation [0]")
     g = p.add_argument_group("evaluation")
-    g.add_argument("--eval-batch-size", type=int, default=S, help="[500]")
+    g.add_argument("--eval-batch-size", type=int, default=S, help="evaluation batch per process [500]")
     g.add_argument("--eval-every", type=int, default=S, help="epochs between evaluations [1]")
     g.add_argument("--eval-crop", type=_optional_int, default=S, help="centre crop side or none [none / 224]")
     g = p.add_argument_group("run")
     g.add_argument("--out", default=S, help="run directory [runs/train]")
-    g.add_argument("--resume", action="store_true", default=S, help="continue from <out>/checkpoint.pt")
+    g.add_argument("--resume", action="store_true", default=S, help="continue from <out>/checkpoint.pt [off]")
     g.add_argument("--device", default=S, help="auto, cpu, cuda or cuda:N [auto]")
     g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=S, help="bf16 autocast [on for CUDA]")
-    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=S, help="[on for CUDA]")
+    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=S,
+                   help="channels-last memory format [on for CUDA]")
     g.add_argument("--sync-bn", action=argparse.BooleanOptionalAction, default=S, help="cross-process BatchNorm [off]")
     g.add_argument("--threads", type=int, default=S, help="torch threads per process [torch's default]")
-    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=S, help="tqdm bar [on]")
-    g.add_argument("--workers", type=int, default=S, help="ignored: the data are tensors in memory")
+    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=S,
+                   help="tqdm progress bar on stderr, per step (--no-progress turns it off) [on]")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
