@@ -118,3 +118,9 @@ def cifar_train_subset(tmp_path_factory) -> Path:
 def cifar_dev_subset(tmp_path_factory) -> Path:
     """A generated CIFAR-10-shaped evaluation set: ImageFolder of 200 JPEG images, 32×32, 20 per class."""
     return write_image_folder(tmp_path_factory.mktemp("gen_dev") / "test", 20, seed=2, suffix=".jpg")
+
+
+@pytest.fixture(scope="session")
+def make_image_folder():
+    """:func:`write_image_folder`, for tests that need their own tree (e.g. to damage a file)."""
+    return write_image_folder

@@ -35,11 +35,15 @@ class BadImageError(ValueError):
 
 @dataclass
 class ImageSet:
-    """Images as ``uint8`` ``N×3×H×W`` with ``int64`` labels ``N`` and class names."""
+    """Images as ``uint8`` ``N×3×H×W`` with ``int64`` labels ``N`` and class names.
+
+    ``skipped``: unreadable files left out when loading (``skip_bad=True``).
+    """
 
     images: torch.Tensor
     labels: torch.Tensor
     classes: list[str]
+    skipped: int = 0
 
     def __len__(self) -> int:
         return int(self.labels.numel())
@@ -49,7 +53,7 @@ class ImageSet:
         if n is None or n >= len(self):
             return self
         idx = subset_indices(len(self), n, seed)
-        return ImageSet(self.images[idx], self.labels[idx], self.classes)
+        return ImageSet(self.images[idx], self.labels[idx], self.classes, self.skipped)
 
 
 def subset_indices(total: int, n: int | None, seed: int = 0) -> torch.Tensor:
@@ -69,7 +73,7 @@ def list_image_folder(root: str | os.PathLike) -> tuple[list[Path], list[int], l
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"data directory {root} does not exist")
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
     if not classes:
         raise ValueError(f"{root} has no class sub-directories; expected the ImageFolder layout <root>/<class>/<image>")
     files, labels = [], []
@@ -89,7 +93,7 @@ def decode_image(path: str | os.PathLike) -> np.ndarray:
 
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+            return np.array(im.convert("RGB"))  # a writable copy
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:  # truncated, corrupt, not an image
         raise BadImageError(path, str(err) or type(err).__name__) from None
 
@@ -113,7 +117,7 @@ def _decode_folder(root: Path, files: list[Path], labels: list[int], classes: li
         raise ValueError(f"images under {root} have different sizes {sorted(shapes)[:3]}...; resize them first, "
                          f"or stream them (--data-path stream)")
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-    return ImageSet(images, torch.tensor(kept, dtype=torch.int64), classes), skipped
+    return ImageSet(images, torch.tensor(kept, dtype=torch.int64), classes, len(skipped)), skipped
 
 
 def report_skipped(root: str | os.PathLike, skipped: list[str]) -> None:
@@ -146,7 +150,7 @@ def load_image_folder(root: str | os.PathLike, cache: bool = True, skip_bad: boo
                                 else "unreadable")
         report_skipped(root, skipped)
         return ImageSet(torch.from_numpy(hit["images"]), torch.from_numpy(hit["labels"]),
-                        [str(c) for c in hit["classes"]])
+                        [str(c) for c in hit["classes"]], len(skipped))
     data, skipped = _decode_folder(root, files, labels, classes, skip_bad)
     report_skipped(root, skipped)
     cache_mod.save_entry(entry, images=data.images.numpy(), labels=data.labels.numpy(),

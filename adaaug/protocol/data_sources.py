@@ -53,7 +53,8 @@ class DataSource(Protocol):
     Attributes:
         classes: class names (label ``k`` is ``classes[k]``).
         augmented: ``True`` when ``batches`` already applied the standard augmentation.
-        skipped: unreadable images skipped so far (``--skip-bad-images``).
+        skipped: unreadable files this process left out of the last ``batches`` pass
+            (``--skip-bad-images``); summed over processes, the total.
     """
 
     classes: list[str]
@@ -121,7 +122,8 @@ class MemorySource:
     def __init__(self, data: ImageSet, batch_size: int, env: D.DistEnv, seed: int,
                  deepaugment: Sequence[ImageSet] = (), generator: torch.Generator | None = None) -> None:
         self.data, self.deep, self.generator = data, list(deepaugment), generator
-        self.classes, self.skipped = data.classes, 0
+        self.classes = data.classes
+        self.skipped = data.skipped if env.is_main else 0  # left out at load, from every epoch; counted once
         self.sampler = EpochBatchSampler(len(data), batch_size, env, seed)
 
     def __len__(self) -> int:
@@ -234,6 +236,7 @@ class _Streamed:
         self.skipped = 0
 
     def _iterate(self, batch_sampler) -> Iterator[Batch]:
+        self.skipped = 0
         loader = DataLoader(self.dataset, batch_sampler=batch_sampler, num_workers=self.workers,
                             collate_fn=_collate, pin_memory=self.pin_memory)
         for images, labels, bad in loader:

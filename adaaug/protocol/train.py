@@ -222,7 +222,7 @@ def train_epoch(cfg: TrainConfig, env: D.DistEnv, rt: Runtime, m: Model, source:
 
     m.ddp.train()
     sums = torch.zeros(3, dtype=torch.float64, device=rt.device)
-    skipped_before, lr = source.skipped, m.opt.param_groups[0]["lr"]
+    lr = m.opt.param_groups[0]["lr"]
     show = env.is_main and cfg.progress
     bar = tqdm(source.batches(epoch), total=source.steps_per_epoch(), disable=not show, mininterval=5,
                desc=f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}", leave=False, file=sys.stderr)
@@ -232,7 +232,7 @@ def train_epoch(cfg: TrainConfig, env: D.DistEnv, rt: Runtime, m: Model, source:
         if show and step % 10 == 0:
             bar.set_postfix(loss=f"{float(sums[0] / sums[2]):.4f}", lr=f"{lr:.4g}")
     bar.close()
-    sums = torch.cat([sums, sums.new_tensor([float(source.skipped - skipped_before)])])
+    sums = torch.cat([sums, sums.new_tensor([float(source.skipped)])])
     D.all_reduce_sum(env, sums)
     D.broadcast_buffers(env, m.model)
     return sums, lr
@@ -303,7 +303,7 @@ def _train(cfg: TrainConfig, env: D.DistEnv, on_epoch_end: EpochHook | None) -> 
         if cfg.skip_bad_images:
             record["skipped_images"] = int(sums[3])
             if env.is_main and sums[3] > 0:
-                print(f"warning: epoch {epoch + 1}: skipped {int(sums[3])} unreadable image(s) "
+                print(f"warning: epoch {epoch + 1} left out {int(sums[3])} unreadable image(s) "
                       f"(--skip-bad-images)", file=sys.stderr)
         save_run(ckpt_path, metrics_path, cfg, env, m, epoch + 1, wall, record)
         if on_epoch_end is not None:

@@ -310,3 +310,68 @@ def test_cli_reports_config_errors(tmp_path, capsys):
     assert main(["train", "--preset", "imagenet", "--epochs", "9", "--print-config"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert (printed["arch"], printed["epochs"], printed["batch_size"]) == ("resnet50", 9, 4096)
+
+
+# ---- data paths, unreadable images, progress, help -----------------------------------------
+@pytest.mark.parametrize("path", ["memory", "stream"])
+def test_unreadable_image_is_named_or_skipped(make_image_folder, tmp_path, capsys, path):
+    """A truncated JPEG stops `adaaug train` with one line naming the file and the fix (no traceback);
+    --skip-bad-images trains without it and reports the count, on either data path."""
+    from adaaug.cli import main
+
+    root = make_image_folder(tmp_path / "data", per_class=5, classes=2, suffix=".jpg")
+    bad = sorted((root / "automobile").iterdir())[2]
+    bad.write_bytes(bad.read_bytes()[:250])
+    argv = ["train", "--data", str(root), "--batch-size", "5", "--epochs", "1", "--warmup-epochs", "0", "--arch",
+            "resnet20", "--device", "cpu", "--no-progress", "--data-path", path, "--workers", "0"]
+    assert main(argv + ["--out", str(tmp_path / "stop")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"adaaug train: error: cannot read image {bad}") and "--skip-bad-images" in err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert main(argv + ["--skip-bad-images", "--out", str(tmp_path / "skip")]) == 0
+    assert "1 unreadable image(s)" in capsys.readouterr().err
+    (line,) = read_metrics(tmp_path / "skip")
+    result = json.loads((tmp_path / "skip" / "result.json").read_text())
+    assert result["data_path"] == path and line["skipped_images"] == 1
+    # memory: 9 readable images, one step of 5; stream: 10 listed files, two steps (one a batch of 4)
+    assert (result["train_images"], result["steps_per_epoch"]) == ((9, 1) if path == "memory" else (10, 2))
+
+
+def test_memory_and_stream_paths_read_the_same_examples(cifar_train_subset, tmp_path, monkeypatch):
+    """Same seed, same subset: each step of the two paths holds the same labels in the same order."""
+    from adaaug.protocol.train_data import load_training_data
+
+    seen = {}
+    for path in ("memory", "stream"):
+        cfg = tiny(cifar_train_subset, tmp_path / path, subset=64, batch_size=16, data_path=path, workers=0)
+        source = load_training_data(cfg, D.DistEnv(), torch.Generator()).source
+        seen[path] = [b.labels.tolist() for b in source.batches(1)]
+    assert seen["memory"] == seen["stream"] and len(seen["memory"]) == 4
+
+
+def test_progress_on_stderr_and_no_progress(cifar_train_subset, tmp_path, capsys):
+    from adaaug.cli import main
+
+    argv = ["train", "--data", str(cifar_train_subset), "--subset", "64", "--batch-size", "32", "--epochs", "1",
+            "--warmup-epochs", "0", "--arch", "resnet20", "--device", "cpu"]
+    assert main(argv + ["--out", str(tmp_path / "a")]) == 0
+    captured = capsys.readouterr()
+    assert "nominal epoch 1/1" in captured.err and "nominal epoch" not in captured.out
+    assert main(argv + ["--no-progress", "--out", str(tmp_path / "b")]) == 0
+    assert "nominal epoch" not in capsys.readouterr().err
+
+
+def test_every_train_option_has_help_with_its_default():
+    import argparse
+    import re
+
+    from adaaug.protocol.train import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    options = [a for a in parser._actions if a.dest != "help"]
+    assert len(options) >= 40
+    for action in options:
+        assert action.help and re.search(r"\[[^\]]+\]$", action.help), action.option_strings
+    fields = set(TrainConfig.field_names())
+    assert {a.dest for a in options} - {"config", "print_config"} <= fields  # every flag is a setting
