@@ -1,7 +1,7 @@
 """`adaaug mini-protocol`: a tiny end-to-end run (train → make-c → evaluate → table and figure).
 
 CPU and tiny: 200 training images, 1 epoch, nominal and AdA (one step of an untrained U-Net, the
-smallest backbone), 20 dev images read from a .tar.gz. Needs ../shared/data (skipped without it).
+smallest backbone), 20 dev images read from a .tar.gz; both sets are generated (tests/conftest.py).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def _table(md: str) -> list[list[str]]:
 def test_tiny_run_writes_table_and_figure(tmp_path: Path, cifar_train_subset: Path, cifar_dev_subset: Path) -> None:
     archive = tmp_path / "dev.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
-        tar.add(cifar_dev_subset, arcname="test")  # the ../shared/data layout: <split>/<class>/<image>
+        tar.add(cifar_dev_subset, arcname="test")  # the archive layout <split>/<class>/<image>
     out = tmp_path / "mini"
     argv = ["mini-protocol", "--data", str(cifar_train_subset), "--dev", str(archive), "--out", str(out),
             "--subset", "200", "--epochs", "1", "--methods", "nominal", "ada", "--dev-limit", "20",
