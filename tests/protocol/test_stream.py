@@ -133,8 +133,8 @@ def test_stream_names_or_skips_unreadable_files(make_image_folder, tmp_path):
 def _tiny(root: Path, out: Path, **kw):
     from adaaug.protocol.train_config import TrainConfig
 
-    settings = dict(preset="imagenet", data=str(root), out=str(out), arch="resnet20", epochs=2, batch_size=8,
-                    subset=16, warmup_epochs=1, progress=False, device="cpu", data_path="stream", workers=0,
+    settings = dict(preset="imagenet", data=str(root), out=str(out), arch="resnet20", epochs=2, batch_size=4,
+                    subset=8, warmup_epochs=1, progress=False, device="cpu", data_path="stream", workers=0,
                     eval_crop=None, eval_data=str(root), eval_batch_size=24)
     settings.update(kw)
     return TrainConfig(**settings)
@@ -180,8 +180,8 @@ def test_two_process_stream_run_with_resume(folder64, tmp_path):
         port = s.getsockname()[1]
     mp.spawn(_ddp_worker, args=(2, port, str(folder64), str(tmp_path)), nprocs=2, join=True)
     a, b = (json.loads((tmp_path / d / "result.json").read_text()) for d in ("straight", "killed"))
-    assert a["world_size"] == 2 and a["data_path"] == "stream" and a["local_batch"] == 4
-    assert a["train_images"] == 16 and a["steps_per_epoch"] == 2
+    assert a["world_size"] == 2 and a["data_path"] == "stream" and a["local_batch"] == 2
+    assert a["train_images"] == 8 and a["steps_per_epoch"] == 2
     assert a["ranks_agree"] and b["ranks_agree"]
     assert a["rank_checksums"] == b["rank_checksums"]
     metrics = [json.loads(x) for x in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
