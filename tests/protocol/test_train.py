@@ -245,6 +245,9 @@ def test_imagenet_preset_shapes(tmp_path, monkeypatch):
     (dict(deepaugment_data="/tmp"), ConfigError, "only used by the deepaugment methods"),
     (dict(device="tpu"), ConfigError, "unknown --device 'tpu'"),
     (dict(momentum=0.0), ConfigError, "Nesterov momentum needs momentum > 0"),
+    (dict(data_path="disk"), ConfigError, "unknown data_path 'disk' \\(--data-path\\); known: auto, memory, stream"),
+    (dict(workers=-1), ConfigError, "workers \\(--workers\\) must be ≥ 0"),
+    (dict(method="deepaugment", deepaugment_data="/tmp", data_path="stream"), ConfigError, "in-memory data path"),
 ])
 def test_bad_config_fails_before_training(tmp_path, overrides, error, match):
     world = overrides.pop("world_size", 1)
