@@ -218,11 +218,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int)
     p.add_argument("--arch", default="resnet20")
     p.add_argument("--out", default="benchmarks/results")
+    p.add_argument("--suite", action="store_true",
+                   help="run the whole device suite instead (CUDA tests, per-example passes, a step per backbone, "
+                        "the ImageNet-preset step, memory against chunk_size); see benchmarks/gpu.sh")
+    p.add_argument("--sizes", choices=["full", "ci"],
+                   help="--suite sizes: full (default on CUDA, about 8 minutes) or ci (default on a CPU, tiny)")
+    p.add_argument("--parts", nargs="+", help="--suite parts to run [all]: cuda-tests per-example step imagenet memory")
 
 
 def main(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
+    if getattr(args, "suite", False):
+        from .bench_suite import run_suite
+
+        report = run_suite(args.device, args.sizes, args.parts, args.out)
+        return 0 if all(r["status"] in ("ok", "skipped") for r in report["parts"].values()) else 1
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     dev = torch.device(args.device)
     machine = torch.cuda.get_device_name(dev) if dev.type == "cuda" else \
