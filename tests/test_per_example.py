@@ -164,3 +164,17 @@ def test_direct_and_vmap_paths_agree_and_handle_an_empty_batch():
     empty = {k: v[:0] for k, v in weights.items()}
     assert per_example_call(module, empty, buffers, x[:0]).shape == (0, 3, 8, 8)
     assert vmap_call(module, empty, buffers, x[:0]).shape == (0, 3, 8, 8)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["edsr", "cae", "vqvae", "unet"])
+def test_cuda_direct_path_matches_the_cpu_loop(name):
+    torch.manual_seed(0)
+    module = build_backbone(name).double().eval()
+    params, buffers, delta = _state(module, 3)
+    x = torch.rand(3, 3, 16, 16, dtype=torch.float64)
+    ref = _loop(module, params, buffers, delta, x)
+    cuda = lambda d: {k: v.cuda() for k, v in d.items()}
+    out, grads = _batched(PerExampleBackbone(module.cuda()), cuda(params), cuda(buffers), cuda(delta), x.cuda())
+    _assert_equal((out.cpu(), {k: g.cpu() for k, g in grads.items()}), ref)
