@@ -273,13 +273,17 @@ def run_suite(device: str = "cpu", sizes: str | None = None, parts: list[str] | 
         report["parts"][name] = result
         print(f"  {name}: {status} in {result['seconds']:.0f} s" +
               (f" ({result['error']})" if "error" in result else ""), flush=True)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"suite-{dev.type}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    md = markdown(report)
-    (out / f"suite-{dev.type}.md").write_text(md)
+        md = _write(report, Path(out_dir), dev.type)  # after every part: an interrupted run keeps what it has
     print(md)
     return report
+
+
+def _write(report: dict, out: Path, kind: str) -> str:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"suite-{kind}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    md = markdown(report)
+    (out / f"suite-{kind}.md").write_text(md)
+    return md
 
 
 def _f(v, fmt: str = ".3g") -> str:
