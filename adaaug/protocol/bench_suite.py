@@ -242,6 +242,8 @@ def run_suite(device: str = "cpu", sizes: str | None = None, parts: list[str] | 
     had measured before its limit).
     """
     dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("no CUDA device is available here; run the CPU form with --device cpu")
     profile = sizes or ("full" if dev.type == "cuda" else "ci")
     if profile not in SIZES:
         raise ValueError(f"sizes must be one of {', '.join(SIZES)}, got {profile!r}")

@@ -94,3 +94,6 @@ def test_suite_rejects_unknown_parts_and_sizes(tmp_path):
         bench_suite.run_suite("cpu", "ci", parts=["nope"], out_dir=tmp_path)
     with pytest.raises(ValueError, match="sizes must be one of"):
         bench_suite.run_suite("cpu", "huge", out_dir=tmp_path)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="--device cpu"):
+            bench_suite.run_suite("cuda", out_dir=tmp_path)
