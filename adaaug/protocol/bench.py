@@ -25,6 +25,7 @@ import json
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -234,7 +235,11 @@ def main(args: argparse.Namespace) -> int:
     if getattr(args, "suite", False):
         from .bench_suite import run_suite
 
-        report = run_suite(args.device, args.sizes, args.parts, args.out)
+        try:
+            report = run_suite(args.device, args.sizes, args.parts, args.out)
+        except ValueError as e:
+            print(f"adaaug bench --suite: {e}", file=sys.stderr)
+            return 2
         return 0 if all(r["status"] in ("ok", "skipped") for r in report["parts"].values()) else 1
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     dev = torch.device(args.device)
