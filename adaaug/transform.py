@@ -33,6 +33,7 @@ from torch.func import functional_call, vmap
 
 from . import paper
 from .line_search import ssim, ssim_line_search
+from .per_example import PerExampleBackbone
 from .perturb import (Blocks, block_radii, default_step_size, example_seeds, project_, random_init, relative_norms,
                       sign_step_)
 from .validation import check_images, check_label_range, check_labels, check_positive
@@ -90,11 +91,15 @@ class _Corruptor:
         return self._cache[key]
 
     def corrupt(self, x: torch.Tensor, delta: Blocks, params: Blocks, buffers: Blocks) -> torch.Tensor:
-        """c_{φ+δ⁽ⁿ⁾}(x⁽ⁿ⁾) for every example n, clamped to [0, 1]; ``x``: n×C×H×W."""
-        def one(d: Blocks, xi: torch.Tensor) -> torch.Tensor:
-            weights = {k: params[k] + d[k] for k in params}
-            return functional_call(self.module, {**weights, **buffers}, (xi.unsqueeze(0),)).squeeze(0)
-        return vmap(one)(delta, x).clamp(0, 1)
+        """c_{φ+δ⁽ⁿ⁾}(x⁽ⁿ⁾) for every example n, clamped to [0, 1]; ``x``: n×C×H×W.
+
+        Convolutional backbones run without ``vmap`` (:mod:`adaaug.per_example`); a graph from
+        one call must be differentiated before the next call (the weight storage is reused).
+        """
+        runner = self.__dict__.get("_runner")
+        if runner is None:
+            runner = self._runner = PerExampleBackbone(self.module)
+        return runner(x, delta, params, buffers).clamp(0, 1)
 
 
 def _mode_snapshot(module: nn.Module) -> list[bool]:

@@ -3,8 +3,10 @@
 Three ways to get, for a batch of B images, the gradient of a classifier loss with
 respect to backbone weights:
 
-- ``vmap``: one weight set per example (φ + δ⁽ⁿ⁾), ``functional_call`` + ``vmap`` over
-  nano-batches of ``--chunk-size``, gradients w.r.t. every δ⁽ⁿ⁾ (what AdA does);
+- ``vmap`` (the name is historical): one weight set per example (φ + δ⁽ⁿ⁾) over nano-batches of
+  ``--chunk-size`` through the corruptor's per-example pass, gradients w.r.t. every δ⁽ⁿ⁾ (what AdA
+  does; since adaaug.per_example the package's backbones run without ``vmap``, see
+  ``bench_per_example.py``);
 - ``loop``: the same per-example gradients with a Python loop over examples;
 - ``shared``: ONE weight set for the whole batch, forward+backward with weight
   gradients (the cost floor that per-example weights are compared against).

@@ -46,6 +46,21 @@ def step_table(records: list[dict]) -> str:
     return "\n".join(lines) + "\n\nPeak memory added by one `ada(x, y)` call:\n\n" + "\n".join(mem)
 
 
+def per_example_table(records: list[dict]) -> str:
+    """bench_per_example.py: every implementation's CPU time over the shared pass, per backbone."""
+    names = ["shared/nano", "vmap", "direct", "direct+storage", "im2col", "channels_last", "compile"]
+    shown = [n for n in names if any(n in r["over_shared"] for r in records)]
+    lines = ["| backbone | shared s | " + " | ".join(f"{n} /shared" for n in shown)
+             + " | loop/batched before → after | load | commit |", "|" + " --- |" * (len(shown) + 5)]
+    for r in records:
+        o, lb = r["over_shared"], r.get("loop_over_batched", {})
+        loop = f"{lb['before']:.2f} → {lb['after']:.2f}" if "before" in lb else "–"
+        lines.append(f"| {r['backbone']} | {r['cpu_s']['shared']:.3f} | "
+                     + " | ".join(f"{o[n]:.2f}" if n in o else "–" for n in shown)
+                     + f" | {loop} | {r['load_1min'][0]:.1f}–{r['load_1min'][1]:.1f} | {r['commit']} |")
+    return "\n".join(lines)
+
+
 def augment_table(record: dict) -> str:
     meta = record["meta"]
     lines = [f"{meta['device_name']} {meta['device']}, {meta['threads']} thread(s), torch {meta['torch']}",
@@ -59,6 +74,8 @@ def main() -> None:
     load = lambda pattern: [json.loads(p.read_text()) for p in sorted(RESULTS.glob(pattern))]
     print("### Per-example perturbation (bench_perturbation.py)\n")
     print(perturbation_table(load("perturbation-*.json")))
+    print("\n### Per-example implementations (bench_per_example.py; CPU time over the shared pass)\n")
+    print(per_example_table(load("per-example-*.json")))
     print("\n### A training step (bench_step.py / adaaug bench)\n")
     print(step_table(load("step-*.json")))
     for rec in load("augment-*.json"):

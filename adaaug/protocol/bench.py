@@ -8,11 +8,13 @@ For one classifier, batch and device it measures (median wall time over repeats)
   shared weights at the same batch size, i.e. the work AdA cannot avoid;
 - the share of the AdA step spent in the sign step + projection and in the line search, and
   the other work outside the floor: the random init δ⁰ and the final forward c_{φ+δ}(x);
-- the same backbone forward+backward with per-example weights (``vmap`` over nano-batches, the
-  way AdA runs it), which shows how much of the gap to the floor is the per-example
+- the same backbone forward+backward with per-example weights (per nano-batch, the way AdA runs
+  it: :mod:`adaaug.per_example`), which shows how much of the gap to the floor is the per-example
   convolutions themselves;
 - peak memory of the AdA step against ``chunk_size`` (CUDA: max_memory_allocated;
   CPU: peak resident set size, reset through /proc/self/clear_refs).
+
+``--suite`` runs the whole device benchmark instead (:mod:`adaaug.protocol.bench_suite`).
 
 JSON per run under ``--out``; a table on stdout.
 """
@@ -23,6 +25,7 @@ import json
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -218,17 +221,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int)
     p.add_argument("--arch", default="resnet20")
     p.add_argument("--out", default="benchmarks/results")
+    p.add_argument("--suite", action="store_true",
+                   help="run the whole device suite instead (CUDA tests, per-example passes, a step per backbone, "
+                        "the ImageNet-preset step, memory against chunk_size); see benchmarks/gpu.sh")
+    p.add_argument("--sizes", choices=["full", "ci"],
+                   help="--suite sizes: full (default on CUDA, about 8 minutes) or ci (default on a CPU, tiny)")
+    p.add_argument("--parts", nargs="+", help="--suite parts to run [all]: cuda-tests per-example step imagenet memory")
 
 
 def main(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
+    if getattr(args, "suite", False):
+        from .bench_suite import run_suite
+
+        try:
+            report = run_suite(args.device, args.sizes, args.parts, args.out)
+        except ValueError as e:
+            print(f"adaaug bench --suite: {e}", file=sys.stderr)
+            return 2
+        return 0 if all(r["status"] in ("ok", "skipped") for r in report["parts"].values()) else 1
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     dev = torch.device(args.device)
     machine = torch.cuda.get_device_name(dev) if dev.type == "cuda" else \
         f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
     print(f"{'backbone':<8}{'nominal s':>10}{'AdA s':>9}{'floor s':>9}{'AdA/floor':>10}{'AdA/nominal':>12}"
-          f"{'proj %':>8}{'search %':>9}{'init %':>8}{'final fwd %':>12}{'vmap/shared':>12}")
+          f"{'proj %':>8}{'search %':>9}{'init %':>8}{'final fwd %':>12}{'per-ex/shared':>14}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name in args.backbones:
@@ -238,7 +256,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"{name:<8}{r['nominal_step_s']:>10.3f}{r['ada_step_s']:>9.2f}{r['floor_s']:>9.2f}"
               f"{r['ada_over_floor']:>10.2f}{r['ada_over_nominal']:>12.1f}{100 * r['share_projection_step']:>8.1f}"
               f"{100 * r['share_line_search']:>9.1f}{100 * r['share_random_init']:>8.1f}"
-              f"{100 * r['share_final_forward']:>12.1f}{r['per_example_over_shared']:>12.2f}")
+              f"{100 * r['share_final_forward']:>12.1f}{r['per_example_over_shared']:>14.2f}")
         for m in r["memory"].values():
             print(f"    peak memory, chunk {m['chunk_size']:>3}, batch {m['batch']:>4}: {m['peak_mb']:.0f} MB")
         (out / f"step-{name}-{dev.type}.json").write_text(json.dumps(r, indent=2) + "\n")
