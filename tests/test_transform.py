@@ -24,8 +24,7 @@ def _reference(model, backbone, x, y, nu, steps, seed):
     phi = {k: p.detach().clone() for k, p in backbone.named_parameters()}
     radii = block_radii(phi, nu)
     eta = 0.25 * torch.stack(list(radii.values())).median().item()
-    g = torch.Generator().manual_seed(seed)
-    torch.randperm(len(x), generator=g)  # the transform assigns backbones first
+    g = torch.Generator().manual_seed(seed)  # one backbone: no assignment draw, the seeds come first
     delta0 = random_init(phi, radii, example_seeds(len(x), g))
     outs = []
     for n in range(len(x)):
@@ -228,7 +227,11 @@ def test_presets():
 @pytest.mark.parametrize("images, labels, match, exc", [
     (torch.full((2, 3, 32, 32), float("nan")), torch.zeros(2, dtype=torch.long), "NaN", ValueError),
     (torch.rand(2, 3, 32, 32) * 2, torch.zeros(2, dtype=torch.long), r"\[0, 1\]", ValueError),
-    (torch.rand(3, 32, 32), torch.zeros(3, dtype=torch.long), "4 dimensions", ValueError),
+    (torch.rand(1, 2, 3, 32, 32), torch.zeros(1, dtype=torch.long), "4 dimensions", ValueError),
+    (torch.rand(3, 32, 32), torch.tensor(3), "batch transform", ValueError),
+    (torch.rand(2, 3, 32, 32), torch.tensor([0.0, 1.0]), "integer", TypeError),
+    (torch.rand(2, 3, 32, 32), torch.tensor([True, False]), "integer", TypeError),
+    (torch.rand(2, 3, 32, 32), torch.tensor([0, 10], dtype=torch.int32), "out of range", ValueError),
     (torch.rand(2, 1, 32, 32), torch.zeros(2, dtype=torch.long), "channels", ValueError),
     (torch.rand(2, 3, 30, 30), torch.zeros(2, dtype=torch.long), "divisible by 4", ValueError),
     (torch.rand(2, 3, 32, 32), torch.zeros(3, dtype=torch.long), "shape", ValueError),
