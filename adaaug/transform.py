@@ -362,13 +362,13 @@ class AdversarialAugment(nn.Module):
     def __call__(self, *inputs, generator: torch.Generator | None = None, return_info: bool = False):
         """Corrupt a batch: ``ada(images, labels)`` → images; ``ada((images, labels))`` / ``ada(dict)`` → the
         same structure; inside a torchvision v2 container ``(images, labels)`` (see :mod:`adaaug.batch_io`)."""
-        return self._apply(inputs, len(inputs) != 2 or called_by_v2_container(), generator, return_info)
+        return self._structured_call(inputs, len(inputs) != 2 or called_by_v2_container(), generator, return_info)
 
     def forward(self, *inputs, generator: torch.Generator | None = None, return_info: bool = False):
         """torchvision v2's convention: the batch back in the structure it came in (a tuple for ``*inputs``)."""
-        return self._apply(inputs, True, generator, return_info)
+        return self._structured_call(inputs, True, generator, return_info)
 
-    def _apply(self, inputs: tuple, structured: bool, generator: torch.Generator | None, return_info: bool):
+    def _structured_call(self, inputs: tuple, structured: bool, generator: torch.Generator | None, return_info: bool):
         batch = unpack(inputs, structured=structured)
         out, info = self._run(batch.images, batch.labels, generator, return_info)
         result = batch.repack(out)
