@@ -20,6 +20,12 @@ example n's own, and the result would depend on ``chunk_size``; (2) train mode
 would update BatchNorm's running statistics M times per step on corrupted
 intermediates. Gradients are taken with respect to δ only; ``.grad`` of the
 classifier's parameters is never written.
+
+Host synchronisation: the inputs are validated once per call (two small device→host
+transfers), δ⁰ is drawn on the images' device (:mod:`adaaug.counter_rng`), and the M-step
+loop has no ``.item()``/``.tolist()``/``bool(tensor)``: it queues its work without waiting.
+The SSIM line search, after the loop, checks once per nano-batch whether any image
+needs pulling back.
 """
 from __future__ import annotations
 
@@ -32,10 +38,10 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from . import paper
+from .batch_io import called_by_v2_container, check_not_per_sample, unpack
 from .line_search import ssim, ssim_line_search
 from .perturb import (Blocks, block_radii, default_step_size, example_seeds, project_, random_init, relative_norms,
                       sign_step_)
-from .batch_io import called_by_v2_container, check_not_per_sample, unpack
 from .validation import check_images, check_label_range, check_labels, check_positive
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
