@@ -110,8 +110,8 @@ def normals(seeds: torch.Tensor, start: int, count: int, dtype: torch.dtype = to
     key = _keys(seeds)
     step = _piece(n, pairs, device)
     z = torch.empty(n, min(step, pairs), dtype=torch.int64, device=device)
-    tmp, u1, theta = torch.empty_like(z), torch.empty(z.shape, dtype=dtype, device=device), \
-        torch.empty(z.shape, dtype=dtype, device=device)
+    tmp = torch.empty_like(z)
+    u1, theta = (torch.empty(z.shape, dtype=dtype, device=device) for _ in range(2))
     for s in range(0, pairs, step):
         p = min(step, pairs - s)
         zp, tp, up, hp = z[:, :p], tmp[:, :p], u1[:, :p], theta[:, :p]

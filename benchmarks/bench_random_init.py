@@ -69,8 +69,10 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in times.items()}
     result = {"backbone": args.backbone, "parameters": sum(p.numel() for p in params.values()),
               "nano_batch": args.nano_batch, "threads": args.threads, "device": str(device),
-              "torch": torch.__version__, "old_s": med["old"], "new_s": med["new"], "old_over_new": med["old"] / med["new"],
-              "old_quartiles": statistics.quantiles(times["old"], n=4), "new_quartiles": statistics.quantiles(times["new"], n=4)}
+              "torch": torch.__version__, "old_s": med["old"], "new_s": med["new"],
+              "old_over_new": med["old"] / med["new"],
+              "old_quartiles": statistics.quantiles(times["old"], n=4),
+              "new_quartiles": statistics.quantiles(times["new"], n=4)}
     print(json.dumps(result, indent=2))
 
 
