@@ -43,9 +43,11 @@ class Unpacked:
 
 
 def check_not_per_sample(images: Any) -> None:
-    """Raise the batch-transform ``ValueError`` for a single C×H×W image."""
+    """Raise the batch-transform ``ValueError`` for a single C×H×W image or a PIL image."""
     if isinstance(images, torch.Tensor) and images.dim() == 3:
         raise ValueError(PER_SAMPLE_MESSAGE.format(shape=tuple(images.shape)))
+    if type(images).__module__.split(".")[0] == "PIL":  # what a Dataset's transform receives
+        raise ValueError(PER_SAMPLE_MESSAGE.format(shape=f"PIL {getattr(images, 'size', '')}"))
 
 
 def _rewrap(like: Any) -> Callable[[torch.Tensor], Any]:
@@ -109,8 +111,8 @@ def unpack(inputs: tuple, *, structured: bool) -> Unpacked:
             return _from_dict(batch)
         if isinstance(batch, (tuple, list)):
             return _from_sequence(batch)
+        check_not_per_sample(batch)
         if isinstance(batch, torch.Tensor):
-            check_not_per_sample(batch)
             raise ValueError("AdversarialAugment needs the labels with the images: call ada(images, labels), or pass "
                              "the batch as (images, labels) or {'image': images, 'label': labels}")
         raise TypeError(f"expected images and labels, or a batch as a tuple/list/dict; got {type(batch).__name__}")

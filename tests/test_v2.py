@@ -87,6 +87,12 @@ def test_a_per_sample_call_says_ada_is_a_batch_transform(tiny_net):
                  lambda: ada((x[0], 3)), lambda: ada({"image": x[0], "label": 3})):
         with pytest.raises(ValueError, match="batch transform.*training loop"):
             call()
+    from PIL import Image
+
+    pil = Image.new("RGB", (32, 32))
+    for call in (lambda: ada(pil), lambda: ada(pil, 3), lambda: v2.Compose([v2.RandomHorizontalFlip(), ada])(pil)):
+        with pytest.raises(ValueError, match="batch transform.*Dataset"):  # a Dataset's transform(img)
+            call()
     with pytest.raises(ValueError, match="needs the labels"):
         ada(x)
     with pytest.raises(ValueError, match="got keys \\['pixels', 'label'\\]"):
