@@ -14,8 +14,9 @@ Python integers reduced mod 2⁶⁴ (the tests check this). Floats are then deri
 
 - ``uniforms``: the word's top 24 bits / 2²⁴, in [0, 1) (exact in float32).
 - ``normals``: Box–Muller on one word per pair of normals: u₁ = (bits 40–63 + 1) / 2²⁴ ∈ (0, 1],
-  u₂ = bits 0–23 / 2²⁴; the pair is √(−2 ln u₁)·(cos 2πu₂, sin 2πu₂). Tails are cut at
-  √(2·24·ln 2) ≈ 5.77σ, which is irrelevant for random directions (their use in adaaug).
+  u₂ = bits 0–23 / 2²⁴; positions 2i and 2i + 1 of a stream are √(−2 ln u₁)·(cos 2πu₂, sin 2πu₂)
+  of its word i. Tails are cut at √(2·24·ln 2) ≈ 5.77σ, which is irrelevant for random directions
+  (their use in adaaug).
 """
 from __future__ import annotations
 
@@ -76,8 +77,10 @@ def _keys(seeds: torch.Tensor) -> torch.Tensor:
 
 
 def _piece(n: int, total: int, device: torch.device) -> int:
-    """Columns per piece: cache-sized pieces on the CPU, everything at once elsewhere."""
-    return max(1, (1 << 16) // max(n, 1)) if device.type == "cpu" else max(total, 1)
+    """Columns per piece: on the CPU cache-sized pieces of about 2¹⁵ elements (below torch's
+    intra-op parallel grain, so the many small ops open no thread-pool regions); elsewhere
+    everything at once."""
+    return max(1, (1 << 15) // max(n, 1)) if device.type == "cpu" else max(total, 1)
 
 
 def words(seeds: torch.Tensor, start: int, count: int) -> torch.Tensor:
@@ -96,36 +99,67 @@ def uniforms(seeds: torch.Tensor, start: int, count: int, dtype: torch.dtype = t
     return _shr(words(seeds, start, count), 40).to(dtype).mul_(2.0 ** -24)
 
 
-def normals(seeds: torch.Tensor, start: int, count: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """``count`` standard normal numbers per stream from words ``start … start+⌈count/2⌉−1``.
+def normals_into(seeds: torch.Tensor, outs: list[torch.Tensor], start: int = 0) -> list[torch.Tensor]:
+    """Fill ``outs`` with standard normal numbers, in place; returns ``outs``.
 
-    With P = ⌈count/2⌉, normal ``i < P`` of a stream is the cosine branch of Box–Muller on its
-    word ``start + i`` and normal ``P + i`` the sine branch of the same word. Returns
-    ``N × count`` in ``dtype``, computed in ``dtype`` (a view of an ``N × 2P`` tensor). On the
-    CPU the work runs in cache-sized pieces of columns; the numbers do not depend on the piece size.
+    ``outs``: float32/float64 tensors of shape ``N × m_i`` (N = ``len(seeds)``, rows contiguous),
+    all on ``seeds.device``. Read side by side they hold positions 0 … T−1 of every stream
+    (T = Σ m_i): position j is the cosine (j even) or the sine (j odd) branch of Box–Muller on
+    word ``start + j // 2``, so T positions use the words ``start … start + ⌈T/2⌉ − 1``. Each
+    float is computed in its output's dtype. On the CPU the work runs in cache-sized pieces;
+    the numbers do not depend on the piece size, nor on how the positions are split into ``outs``.
     """
     _check_seeds(seeds)
-    n, pairs, device = len(seeds), (count + 1) // 2, seeds.device
-    out = torch.empty(n, 2 * pairs, dtype=dtype, device=device)
-    key = _keys(seeds)
+    n, device = len(seeds), seeds.device
+    if not outs:
+        return outs
+    dtype = outs[0].dtype
+    if any(o.dtype != dtype or o.device != device or o.dim() != 2 or o.shape[0] != n for o in outs):
+        raise ValueError(f"outs must be N × m tensors of one float dtype on {device}, N = {n}")
+    sizes = [o.shape[1] for o in outs]
+    bounds = [0]
+    for m in sizes:
+        bounds.append(bounds[-1] + m)
+    total = bounds[-1]
+    pairs = (total + 1) // 2
     step = _piece(n, pairs, device)
-    z = torch.empty(n, min(step, pairs), dtype=torch.int64, device=device)
+    key = _keys(seeds)
+    width = min(step, pairs)
+    z = torch.empty(n, width, dtype=torch.int64, device=device)
     tmp = torch.empty_like(z)
-    u1, theta = (torch.empty(z.shape, dtype=dtype, device=device) for _ in range(2))
-    for s in range(0, pairs, step):
-        p = min(step, pairs - s)
-        zp, tp, up, hp = z[:, :p], tmp[:, :p], u1[:, :p], theta[:, :p]
-        _fill_words(zp, tp, key, start + s)
+    u1, theta, cos = (torch.empty(n, width, dtype=dtype, device=device) for _ in range(3))
+    buf = torch.empty(n, width, 2, dtype=dtype, device=device)  # interleaved (cos, sin) per word
+    block = 0
+    for w0 in range(0, pairs, step):
+        p = min(step, pairs - w0)
+        zp, tp, up, hp, bp = z[:, :p], tmp[:, :p], u1[:, :p], theta[:, :p], buf[:, :p]
+        _fill_words(zp, tp, key, start + w0)
         torch.bitwise_right_shift(zp, 40, out=tp)
         tp &= 0xFFFFFF
-        up.copy_(tp).add_(1.0).mul_(2.0 ** -24)          # (0, 1], exact
+        up.copy_(tp).add_(1.0).mul_(2.0 ** -24)          # u₁ ∈ (0, 1], exact
         zp &= 0xFFFFFF
-        hp.copy_(zp).mul_(2 * math.pi * 2.0 ** -24)        # [0, 2π)
+        hp.copy_(zp).mul_(2 * math.pi * 2.0 ** -24)        # 2πu₂ ∈ [0, 2π)
         up.log_().mul_(-2.0).sqrt_()
-        cos, sin = out[:, s:s + p], out[:, pairs + s:pairs + s + p]
-        torch.cos(hp, out=cos).mul_(up)
-        torch.sin(hp, out=sin).mul_(up)
-    return out[:, :count]
+        cp = torch.cos(hp, out=cos[:, :p]).mul_(up)        # contiguous outputs: the vectorised kernels
+        hp.sin_().mul_(up)
+        bp[..., 0].copy_(cp)
+        bp[..., 1].copy_(hp)
+        flat = bp.view(n, 2 * p)
+        lo, hi = 2 * w0, min(2 * (w0 + p), total)         # stream positions held by this piece
+        while block < len(outs) and bounds[block] < hi:
+            a, b = max(bounds[block], lo), min(bounds[block + 1], hi)
+            outs[block][:, a - bounds[block]:b - bounds[block]].copy_(flat[:, a - lo:b - lo])
+            if bounds[block + 1] > hi:
+                break  # the block continues in the next piece
+            block += 1
+    return outs
+
+
+def normals(seeds: torch.Tensor, start: int, count: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``count`` standard normal numbers per stream: ``N × count`` in ``dtype`` (:func:`normals_into`'s layout:
+    position j from word ``start + j // 2``, cosine branch for even j, sine for odd j)."""
+    _check_seeds(seeds)
+    return normals_into(seeds, [torch.empty(len(seeds), count, dtype=dtype, device=seeds.device)], start)[0]
 
 
 def words_reference(seed: int, k: int) -> int:

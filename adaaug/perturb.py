@@ -50,28 +50,28 @@ def random_init(params: Blocks, radii: Blocks, seeds: torch.Tensor) -> Blocks:
 
     Returns ``{name: N × *φ_name.shape}`` on the blocks' device. All numbers come from the
     counter-based generator of :mod:`adaaug.counter_rng`, computed for the whole nano-batch
-    at once on the blocks' device: with T the total number of elements of all blocks (in
-    ``params`` order) and P = ⌈T/2⌉, example n's Gaussians are ``normals(seed_n, 0, T)``
-    (words 0 … P−1 of its stream) and its radius fractions ``uniforms(seed_n, P, blocks)``
-    (the next words, one per block). Example n's δ⁰ is therefore a function of ``seeds[n]``
-    alone, bit for bit, whatever else is in the batch; on another device it agrees up to the
-    rounding of ``log``/``cos``/``sin``.
+    at once on the blocks' device and written straight into the returned tensors: with T the
+    total number of elements of all blocks (in ``params`` order) and P = ⌈T/2⌉, example n's
+    Gaussians are positions 0 … T−1 of stream ``seeds[n]`` (words 0 … P−1, see
+    :func:`~adaaug.counter_rng.normals_into`) and its radius fractions ``uniforms(seed_n, P,
+    blocks)`` (the next words, one per block). Example n's δ⁰ is therefore a function of
+    ``seeds[n]`` alone, bit for bit, whatever else is in the batch; on another device it agrees
+    up to the rounding of ``log``/``cos``/``sin``.
     """
     from . import counter_rng
 
-    names = list(params)
-    sizes = [params[k].numel() for k in names]
-    total = sum(sizes)
-    first = params[names[0]]
+    first = next(iter(params.values()))
     seeds = seeds.to(first.device, non_blocking=True)
     n = len(seeds)
-    gauss = counter_rng.normals(seeds, 0, total, dtype=first.dtype)                    # N × T
-    fractions = counter_rng.uniforms(seeds, (total + 1) // 2, len(sizes), dtype=first.dtype)  # N × blocks
+    flat = {k: torch.empty(n, p.numel(), dtype=first.dtype, device=first.device) for k, p in params.items()}
+    counter_rng.normals_into(seeds, list(flat.values()))
+    total = sum(p.numel() for p in params.values())
+    fractions = counter_rng.uniforms(seeds, (total + 1) // 2, len(flat), dtype=first.dtype)  # N × blocks
     delta = {}
-    for i, (k, direction) in enumerate(zip(names, gauss.split(sizes, dim=1))):
-        norm = direction.norm(dim=1, keepdim=True).clamp_min_(torch.finfo(direction.dtype).tiny)
-        scale = fractions[:, i:i + 1].mul(radii[k].to(first.dtype)).div_(norm)
-        delta[k] = direction.mul(scale).view(n, *params[k].shape)
+    for i, (k, d) in enumerate(flat.items()):
+        norm = d.norm(dim=1, keepdim=True).clamp_min_(torch.finfo(d.dtype).tiny)
+        d.mul_(fractions[:, i:i + 1].mul(radii[k].to(first.dtype)).div_(norm))
+        delta[k] = d.view(n, *params[k].shape)
     return delta
 
 

@@ -31,28 +31,32 @@ def test_splitmix64_known_answer():
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 2e-6), (torch.float64, 1e-12)])
 def test_normals_and_uniforms_match_a_float64_reference(dtype, tol):
-    count = 7  # odd: P = 4 words, the last sine unused
+    count = 7  # odd: 4 words, the last sine unused
     z = normals(torch.tensor(SEEDS), 3, count, dtype=dtype)
     u = uniforms(torch.tensor(SEEDS), 3, 4, dtype=dtype)
     assert z.shape == (len(SEEDS), count) and z.dtype == dtype
-    pairs = 4
     for i, seed in enumerate(SEEDS):
         for j in range(count):
-            w = words_reference(seed, 3 + j % pairs)
+            w = words_reference(seed, 3 + j // 2)
             radius = math.sqrt(-2 * math.log(((w >> 40) + 1) / 2 ** 24))
             theta = 2 * math.pi * (w & 0xFFFFFF) / 2 ** 24
-            ref = radius * (math.cos(theta) if j < pairs else math.sin(theta))
+            ref = radius * (math.cos(theta) if j % 2 == 0 else math.sin(theta))
             assert abs(z[i, j].item() - ref) <= tol * max(1.0, abs(ref))
         for j in range(4):
             assert u[i, j].item() == (words_reference(seed, 3 + j) >> 40) / 2 ** 24
 
 
-def test_streams_are_independent_of_each_other_and_of_the_piece_size(monkeypatch):
+def test_streams_are_independent_of_each_other_of_the_piece_size_and_of_the_split(monkeypatch):
     seeds = torch.tensor(SEEDS)
     full = normals(seeds, 0, 1001)
     assert torch.equal(normals(seeds[2:4], 0, 1001), full[2:4])
-    monkeypatch.setattr(counter_rng, "_piece", lambda n, total, device: 37)
-    assert torch.equal(normals(seeds, 0, 1001), full)
+    sizes = [0, 1, 300, 37, 0, 2, 661]  # blocks of any size, across piece boundaries and word halves
+    for piece in (37, 1, 10_000):
+        monkeypatch.setattr(counter_rng, "_piece", lambda n, total, device, piece=piece: piece)
+        assert torch.equal(normals(seeds, 0, 1001), full)
+        parts = counter_rng.normals_into(seeds, [torch.empty(len(SEEDS), m) for m in sizes])
+        assert torch.equal(torch.cat(parts, dim=1), full)
+    assert torch.equal(normals(seeds, 100, 10), full[:, 200:210])  # word 100 holds positions 200, 201
 
 
 def test_normals_are_standard_normal_and_uncorrelated():
@@ -64,8 +68,8 @@ def test_normals_are_standard_normal_and_uncorrelated():
     corr = torch.corrcoef(z)  # streams against each other
     off = corr[~torch.eye(20, dtype=torch.bool)]
     assert off.abs().max() < 5 / math.sqrt(10_000)
-    pairs = z.shape[1] // 2  # cosine and sine branch of the same word are uncorrelated too
-    assert abs(torch.corrcoef(torch.stack([z[:, :pairs].flatten(), z[:, pairs:].flatten()]))[0, 1]) < 0.02
+    # the cosine and sine branch of the same word are uncorrelated too
+    assert abs(torch.corrcoef(torch.stack([z[:, 0::2].flatten(), z[:, 1::2].flatten()]))[0, 1]) < 0.02
 
 
 def test_uniforms_are_uniform():

@@ -82,11 +82,10 @@ def test_init_depends_only_on_each_examples_seed():
 
 def _reference_normal(seed: int, j: int, total: int) -> float:
     """Normal j of a stream of ``total`` in pure Python float64 (adaaug.counter_rng's documented layout)."""
-    pairs = (total + 1) // 2
-    w = words_reference(seed, j % pairs)
+    w = words_reference(seed, j // 2)
     u1 = ((w >> 40) + 1) / 2 ** 24
     theta = 2 * math.pi * (w & 0xFFFFFF) / 2 ** 24
-    return math.sqrt(-2 * math.log(u1)) * (math.cos(theta) if j < pairs else math.sin(theta))
+    return math.sqrt(-2 * math.log(u1)) * (math.cos(theta) if j % 2 == 0 else math.sin(theta))
 
 
 def test_init_matches_a_pure_python_float64_reference():
