@@ -325,3 +325,21 @@ def test_imagenet_preset_asks_for_imagenet_weights():
         assert all(torch.equal(p, q) for p, q in zip(ada.corruptors[0].module.parameters(), cifar.parameters()))
     c = AdversarialAugment.cifar10(net)
     assert all(torch.equal(p, q) for p, q in zip(c.corruptors[0].module.parameters(), cifar.parameters()))
+
+
+def test_each_examples_start_is_bitwise_the_same_for_every_chunk_size(tiny_net, monkeypatch):
+    # δ⁰ of example k depends on its own seed only: spy on the draws of two chunkings and compare
+    drawn: list[dict] = []
+    original = transform_module.random_init
+    monkeypatch.setattr(transform_module, "random_init", lambda *a: drawn.append(original(*a)) or drawn[-1])
+    x, y = _batch(5)
+    bb = build_backbone("unet")
+    starts = {}
+    for size in (1, 2, 5):
+        drawn.clear()
+        AdversarialAugment(tiny_net, backbone=bb, steps=0, chunk_size=size)(x, y, generator=torch.Generator()
+                                                                           .manual_seed(0))
+        starts[size] = {k: torch.cat([d[k] for d in drawn]) for k in drawn[0]}
+        assert len(drawn) == -(-5 // size)
+    for k in starts[1]:
+        assert torch.equal(starts[1][k], starts[2][k]) and torch.equal(starts[1][k], starts[5][k])
