@@ -1,6 +1,9 @@
 """adaaug: AdversarialAugment (Calian et al., ICLR 2022) for PyTorch.
 
-``import adaaug`` is light: submodules load on first use of their names.
+``import adaaug`` is light (it imports neither torch nor any optional dependency):
+the public names below and the subpackages (``adaaug.models``, ``adaaug.backbones``,
+``adaaug.weights``, ``adaaug.augment``, ``adaaug.protocol``, ...) load on first use, so
+``import adaaug; adaaug.models.normalized(net)`` works without importing ``adaaug.models``.
 """
 from __future__ import annotations
 
@@ -23,19 +26,26 @@ _EXPORTS = {
     "jsd_loss": "adaaug.augment.jsd",
 }
 
+#: Submodules reachable as attributes after ``import adaaug`` alone (imported on first access).
+SUBMODULES = ("augment", "backbones", "batch_io", "cli", "counter_rng", "line_search", "models", "paper",
+              "perturb", "protocol", "transform", "validation", "weights")
+
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):
     if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'adaaug' has no attribute {name!r}")
+    elif name in SUBMODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module 'adaaug' has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+    return sorted(set(globals()) | set(__all__) | set(SUBMODULES))
 
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -10,8 +10,14 @@ ray that the fit says obeys the threshold). No iteration, so it is approximate.
 Where the fit has no real root in [0, 1] (it can underfit), adaaug falls back to
 the largest of the 9 grid values of γ whose measured SSIM meets the threshold
 (γ = 0 always does). The paper does not say what it does in that case.
+
+Precision: SSIM and the search run in float32 (float64 for float64 inputs) with any
+``torch.autocast`` region switched off, so a caller's mixed precision does not round the
+SSIM values that decide γ; the images come back in ``x_hat``'s dtype.
 """
 from __future__ import annotations
+
+import contextlib
 
 import torch
 
@@ -26,8 +32,25 @@ def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """
     import piq
 
-    return piq.ssim(x.clamp(0, 1), y.clamp(0, 1), kernel_size=SSIM_KERNEL_SIZE, kernel_sigma=SSIM_SIGMA,
-                    data_range=1.0, reduction="none", k1=SSIM_K1, k2=SSIM_K2, downsample=False)
+    dtype = _search_dtype(x, y)
+    with autocast_off(x.device):
+        return piq.ssim(x.to(dtype).clamp(0, 1), y.to(dtype).clamp(0, 1), kernel_size=SSIM_KERNEL_SIZE,
+                        kernel_sigma=SSIM_SIGMA, data_range=1.0, reduction="none", k1=SSIM_K1, k2=SSIM_K2,
+                        downsample=False)
+
+
+def _search_dtype(x: torch.Tensor, y: torch.Tensor) -> torch.dtype:
+    """float32, or float64 when an input is float64."""
+    return torch.promote_types(torch.promote_types(x.dtype, y.dtype), torch.float32)
+
+
+def autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
+    """A context that disables ``torch.autocast`` for ``device``'s type (a no-op where autocast does not exist)."""
+    try:
+        available = torch.amp.is_autocast_available(device.type)
+    except AttributeError:  # pragma: no cover - older torch
+        available = device.type in ("cpu", "cuda")
+    return torch.autocast(device.type, enabled=False) if available else contextlib.nullcontext()
 
 
 def _quadratic_root_near_one(coef: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,6 +89,15 @@ def ssim_line_search(x: torch.Tensor, x_hat: torch.Tensor, threshold: float,
         ``(x_out, gamma, ssim_out)``: the images (x̂ itself, bitwise, where it already
         met the threshold), γ per example (1 there), and SSIM(x, x_out) per example.
     """
+    out_dtype, dtype = x_hat.dtype, _search_dtype(x, x_hat)
+    x, x_hat = x.to(dtype), x_hat.to(dtype)
+    with autocast_off(x.device):
+        out, gamma, s_out = _search(x, x_hat, threshold, points)
+    return out.to(out_dtype), gamma, s_out
+
+
+def _search(x: torch.Tensor, x_hat: torch.Tensor, threshold: float,
+            points: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     s_hat = ssim(x, x_hat)
     gamma = torch.ones_like(s_hat)
     bad = (1 - s_hat) > threshold

@@ -25,14 +25,18 @@ def default_step_size(radii: Blocks) -> float:
     return STEP_SIZE_MEDIAN_FRACTION * r.median().item()
 
 
-def example_seeds(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """One 63-bit seed per example (int64, CPU), drawn from ``generator`` (torch's global RNG if None).
+def example_seeds(n: int, generator: torch.Generator | None = None,
+                  device: torch.device | str | None = None) -> torch.Tensor:
+    """One 63-bit seed per example (int64 ``N``), drawn from ``generator`` (torch's global RNG if None).
 
-    Each example's δ⁰ is drawn from its own seed, so the draw does not depend on the
-    nano-batch size or on which other examples share the batch.
+    The seeds are drawn on the generator's device and then moved to ``device`` (default:
+    the generator's device; a host→device move does not wait for the device). Each example's
+    δ⁰ is a function of its own seed alone (:func:`random_init`), so the draw does not depend
+    on the nano-batch size or on which other examples share the batch.
     """
-    device = generator.device if generator is not None else torch.device("cpu")
-    return torch.randint(0, 2 ** 63 - 1, (n,), generator=generator, device=device).cpu()
+    source = generator.device if generator is not None else torch.device("cpu")
+    seeds = torch.randint(0, 2 ** 63 - 1, (n,), generator=generator, device=source)
+    return seeds if device is None else seeds.to(device, non_blocking=True)
 
 
 def random_init(params: Blocks, radii: Blocks, seeds: torch.Tensor) -> Blocks:
@@ -40,31 +44,34 @@ def random_init(params: Blocks, radii: Blocks, seeds: torch.Tensor) -> Blocks:
     r ~ U(0, ν‖φ_i‖₂).
 
     Args:
-        params: the blocks φ_i (their shapes, device and dtype are used).
+        params: the blocks φ_i (their shapes, device and dtype are used; float32 or float64).
         radii: ν‖φ_i‖₂ per block, from :func:`block_radii`.
-        seeds: int64 tensor ``N``, one seed per example (:func:`example_seeds`).
+        seeds: int64 tensor ``N``, one seed per example (:func:`example_seeds`), on any device.
 
-    Returns ``{name: N × *φ_name.shape}``. Example n's generator, seeded with ``seeds[n]``,
-    draws all of its Gaussian numbers (blocks in ``params`` order) and then one uniform
-    per block. Numbers are drawn on the CPU in float32, so a seed gives the same δ⁰ on
-    every device; the directions are normalised on the target device.
+    Returns ``{name: N × *φ_name.shape}`` on the blocks' device. All numbers come from the
+    counter-based generator of :mod:`adaaug.counter_rng`, computed for the whole nano-batch
+    at once on the blocks' device and written straight into the returned tensors: with T the
+    total number of elements of all blocks (in ``params`` order) and P = ⌈T/2⌉, example n's
+    Gaussians are positions 0 … T−1 of stream ``seeds[n]`` (words 0 … P−1, see
+    :func:`~adaaug.counter_rng.normals_into`) and its radius fractions ``uniforms(seed_n, P,
+    blocks)`` (the next words, one per block). Example n's δ⁰ is therefore a function of
+    ``seeds[n]`` alone, bit for bit, whatever else is in the batch; on another device it agrees
+    up to the rounding of ``log``/``cos``/``sin``.
     """
-    sizes = [p.numel() for p in params.values()]
-    n = len(seeds)
-    gauss = torch.empty(n, sum(sizes))
-    fractions = torch.empty(n, len(sizes))
-    for row, seed in enumerate(seeds.tolist()):
-        g = torch.Generator().manual_seed(seed)
-        gauss[row].normal_(generator=g)
-        fractions[row].uniform_(generator=g)
+    from . import counter_rng
+
     first = next(iter(params.values()))
-    gauss = gauss.to(device=first.device, dtype=first.dtype)
-    fractions = fractions.to(device=first.device, dtype=first.dtype)
+    seeds = seeds.to(first.device, non_blocking=True)
+    n = len(seeds)
+    flat = {k: torch.empty(n, p.numel(), dtype=first.dtype, device=first.device) for k, p in params.items()}
+    counter_rng.normals_into(seeds, list(flat.values()))
+    total = sum(p.numel() for p in params.values())
+    fractions = counter_rng.uniforms(seeds, (total + 1) // 2, len(flat), dtype=first.dtype)  # N × blocks
     delta = {}
-    for i, ((k, p), direction) in enumerate(zip(params.items(), gauss.split(sizes, dim=1))):
-        norm = direction.norm(dim=1, keepdim=True).clamp_min_(torch.finfo(direction.dtype).tiny)
-        scale = fractions[:, i:i + 1].mul(radii[k].to(p.dtype)).div_(norm)
-        delta[k] = direction.mul(scale).view(n, *p.shape)
+    for i, (k, d) in enumerate(flat.items()):
+        norm = d.norm(dim=1, keepdim=True).clamp_min_(torch.finfo(d.dtype).tiny)
+        d.mul_(fractions[:, i:i + 1].mul(radii[k].to(first.dtype)).div_(norm))
+        delta[k] = d.view(n, *params[k].shape)
     return delta
 
 

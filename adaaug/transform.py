@@ -20,6 +20,12 @@ example n's own, and the result would depend on ``chunk_size``; (2) train mode
 would update BatchNorm's running statistics M times per step on corrupted
 intermediates. Gradients are taken with respect to δ only; ``.grad`` of the
 classifier's parameters is never written.
+
+Host synchronisation: the inputs are validated once per call (two small device→host
+transfers), δ⁰ is drawn on the images' device (:mod:`adaaug.counter_rng`), and the M-step
+loop has no ``.item()``/``.tolist()``/``bool(tensor)``: it queues its work without waiting.
+The SSIM line search, after the loop, checks once per nano-batch whether any image
+needs pulling back.
 """
 from __future__ import annotations
 
@@ -32,6 +38,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from . import paper
+from .batch_io import called_by_v2_container, check_not_per_sample, unpack
 from .line_search import ssim, ssim_line_search
 from .per_example import PerExampleBackbone
 from .perturb import (Blocks, block_radii, default_step_size, example_seeds, project_, random_init, relative_norms,
@@ -111,17 +118,41 @@ def _restore_mode(module: nn.Module, snapshot: list[bool]) -> None:
         m.training = flag
 
 
-class AdversarialAugment:
+def _floating_dtype(module: nn.Module) -> torch.dtype | None:
+    """dtype of the module's first floating parameter (``None`` without one)."""
+    return next((p.dtype for p in module.parameters() if p.is_floating_point()), None)
+
+
+def _missing_weights_error(name: str, tag: str) -> FileNotFoundError | None:
+    """The error for a weights tag that is not installed for a backbone that has other tags."""
+    from .weights import read_manifest
+
+    tags = read_manifest().get("files", {}).get(name)
+    if not tags or tag in tags:
+        return None  # installed, or a backbone without published weights (weights.py explains that case)
+    return FileNotFoundError(
+        f"no {tag!r} weights are installed for backbone {name!r} (installed tags: {', '.join(sorted(tags))}); "
+        f"AdA's backbone should be trained on the classifier's own data. Train it with `adaaug train-backbone "
+        f"{name} --data TRAIN_DIR --dev DEV_DIR --tag {tag} --export WEIGHTS_DIR` and pass "
+        f"weights='WEIGHTS_DIR/{name}-{tag}.safetensors' (or any .safetensors path), or pass weights='cifar10' "
+        f"to use the CIFAR-10 weights knowingly")
+
+
+class AdversarialAugment(nn.Module):
     """AdversarialAugment (AdA): adversarially perturbed image-to-image networks as augmentation.
 
     Args:
         model: the classifier being trained; takes [0, 1] images (put normalisation
-            inside the model) and returns logits ``N × classes``. Never modified; a
-            ``DistributedDataParallel`` wrapper is unwrapped to its ``.module``.
+            inside the model) and returns logits ``N × classes``. Never modified and never
+            a registered submodule of the transform (it is not in ``state_dict()`` or
+            ``parameters()``, and ``.to()``/``.train()``/``.eval()`` on the transform leave it
+            alone); a ``DistributedDataParallel`` wrapper is unwrapped to its ``.module``.
         backbone: a registered name (``"edsr"``, ``"cae"``, ``"vqvae"``, ``"unet"``, your
             own), an ``nn.Module`` mapping [0, 1] images to the same shape, a list of
             these, or ``"all"`` for the paper's four. With several, each serves an equal
-            share of every batch (App. E.4), examples assigned at random.
+            share of every batch (App. E.4), examples assigned at random; when the batch
+            does not divide evenly, which backbones serve one example more is drawn too,
+            so every backbone has the same expected share at every batch size.
         nu: relative radius ν: ‖δ_i‖₂ ≤ ν‖φ_i‖₂ per block (0.015, EDSR on CIFAR-10); a
             float or a ``{backbone name: ν}`` dict.
         steps: M, sign-gradient ascent steps (10 CIFAR-10, 3 ImageNet); 0 keeps the random init.
@@ -132,17 +163,28 @@ class AdversarialAugment:
         chunk_size: examples per nano-batch (App. B.1: 8 CIFAR-10, 1 ImageNet).
         loss_fn: ``loss_fn(logits, labels)`` → per-example losses ``N`` (or their
             sum/mean: the sign step is unchanged by a positive scale). Default cross-entropy.
-        weights: weights tag for backbones given by name (``"cifar10"``), or ``None``
-            for untrained networks (only useful for tests).
+        weights: weights tag for backbones given by name (``"cifar10"``; the ImageNet preset
+            asks for ``"imagenet"``), a ``.safetensors`` path, or ``None`` for untrained
+            networks (only useful for tests). A tag that is not installed raises
+            ``FileNotFoundError`` saying how to train and export it.
         generator: default ``torch.Generator`` for the random init and backbone
             assignment (a call's ``generator=`` overrides it); ``None`` uses torch's
             global RNG.
 
     Call ``ada(images, labels)`` with images ``N×C×H×W`` float in [0, 1] (or uint8,
-    returned as uint8) and integer labels ``N``; returns corrupted images of the same
-    shape, dtype and device (plus :class:`AdAInfo` with ``return_info=True``). The
-    computation runs on the images' device in float32, or in float64 when both the
-    images and the classifier are float64.
+    returned as uint8) and labels ``N`` of any integer dtype in [0, classes); returns the
+    corrupted images, same shape, dtype and device (plus :class:`AdAInfo` with
+    ``return_info=True``). The batch may also come as ``(images, labels)``, a dict or,
+    inside a torchvision v2 container, as v2's positional inputs; it is then returned in
+    the same structure with the labels untouched (:mod:`adaaug.batch_io`). AdA is a batch
+    transform: a single C×H×W image raises ``ValueError``.
+
+    Precision: δ, the projection and the SSIM line search run in float32 (float64 when both
+    the images and the classifier are float64). The classifier gets its input in its own
+    parameter dtype (a float16/bfloat16 classifier works) and runs under the caller's
+    ``torch.autocast`` if there is one; so does the backbone, whose perturbed weights φ + δ
+    are formed in float32. Under ``torch.inference_mode()`` the call raises ``RuntimeError``
+    (the inner loop needs gradients); under ``torch.no_grad()`` it works.
     """
 
     def __init__(self, model: nn.Module, backbone: str | nn.Module | Sequence[str | nn.Module] = "edsr",
@@ -151,6 +193,7 @@ class AdversarialAugment:
                  ssim_threshold: float | None = paper.CIFAR10_SSIM_THRESHOLD,
                  chunk_size: int = paper.CIFAR10_NANO_BATCH, loss_fn: LossFn | None = None,
                  weights: str | None = "cifar10", generator: torch.Generator | None = None) -> None:
+        super().__init__()
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
         if isinstance(model, nn.parallel.DistributedDataParallel):
@@ -175,20 +218,32 @@ class AdversarialAugment:
         self.corruptors = [self._make_corruptor(b, nu, step_size, step_scale, weights)
                            for b in self._backbone_list(backbone)]
 
+    def __setattr__(self, name: str, value) -> None:
+        if name == "model":  # used, not owned: never a registered submodule (state_dict, .to(), .train())
+            self.__dict__[name] = value
+        else:
+            super().__setattr__(name, value)
+
     # ---- presets -------------------------------------------------------------------------
     @classmethod
     def cifar10(cls, model: nn.Module, **overrides) -> "AdversarialAugment":
-        """The CIFAR-10 protocol (App. E.4): EDSR, ν 0.015, 10 steps, t 0.3, nano-batch 8."""
+        """The CIFAR-10 protocol (App. E.4): EDSR (CIFAR-10 weights), ν 0.015, 10 steps, t 0.3, nano-batch 8."""
         kwargs = dict(backbone="edsr", nu=paper.NU_EDSR_CIFAR10, steps=paper.CIFAR10_STEPS,
-                      ssim_threshold=paper.CIFAR10_SSIM_THRESHOLD, chunk_size=paper.CIFAR10_NANO_BATCH)
+                      ssim_threshold=paper.CIFAR10_SSIM_THRESHOLD, chunk_size=paper.CIFAR10_NANO_BATCH,
+                      weights="cifar10")
         return cls(model, **{**kwargs, **overrides})
 
     @classmethod
     def imagenet(cls, model: nn.Module, **overrides) -> "AdversarialAugment":
-        """The ImageNet protocol (App. E.4): 3 steps, η × 10/3, t 0.7, nano-batch 1."""
+        """The ImageNet protocol (App. E.4): EDSR with ImageNet weights (tag ``"imagenet"``), 3 steps,
+        η × 10/3, t 0.7, nano-batch 1.
+
+        adaaug ships no ImageNet weights: without them this raises ``FileNotFoundError``
+        saying how to train them; ``weights=`` (a tag or a ``.safetensors`` path) overrides.
+        """
         kwargs = dict(backbone="edsr", nu=paper.NU_EDSR_CIFAR10, steps=paper.IMAGENET_STEPS,
                       step_scale=paper.IMAGENET_STEP_SCALE, ssim_threshold=paper.IMAGENET_SSIM_THRESHOLD,
-                      chunk_size=paper.IMAGENET_NANO_BATCH)
+                      chunk_size=paper.IMAGENET_NANO_BATCH, weights="imagenet")
         return cls(model, **{**kwargs, **overrides})
 
     # ---- construction helpers -------------------------------------------------------------
@@ -211,6 +266,10 @@ class AdversarialAugment:
 
         if isinstance(b, str):
             spec = backbone_spec(b)  # ValueError listing known names
+            if isinstance(weights, str) and not weights.endswith(".safetensors"):
+                missing = _missing_weights_error(b, weights)
+                if missing is not None:
+                    raise missing
             name, module, channels, multiple = b, load_backbone(b, weights), spec.in_channels, spec.multiple_of
         elif isinstance(b, nn.Module):
             name, module = type(b).__name__, b
@@ -239,19 +298,37 @@ class AdversarialAugment:
             return loss
         return torch.stack([self._loss(logits[i:i + 1], labels[i:i + 1]) for i in range(len(labels))])
 
-    def _maximise(self, c: _Corruptor, x: torch.Tensor, y: torch.Tensor, delta: Blocks) -> tuple[torch.Tensor, Blocks]:
-        """Algorithm 1, steps 2–3, on one nano-batch: M projected sign steps, then x' = c_{φ+δ}(x)."""
+    def _logits(self, images: torch.Tensor, model_dtype: torch.dtype, max_label: int | None) -> torch.Tensor:
+        """The classifier on ``images``, given in its own dtype; half-precision logits come back as float32.
+
+        ``max_label`` (the batch's largest label, a host int): checked against the number of
+        logits, without a device→host transfer.
+        """
+        logits = self.model(images if images.dtype == model_dtype else images.to(model_dtype))
+        if max_label is not None:
+            check_label_range(max_label, logits.shape[-1])
+        return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+
+    def _maximise(self, c: _Corruptor, x: torch.Tensor, y: torch.Tensor, delta: Blocks,
+                  model_dtype: torch.dtype | None = None,
+                  max_label: int | None = None) -> tuple[torch.Tensor, Blocks]:
+        """Algorithm 1, steps 2–3, on one nano-batch: M projected sign steps, then x' = c_{φ+δ}(x).
+
+        ``x``: ``n×C×H×W`` in the compute dtype; ``y``: int64 ``n``; ``delta``: δ⁰ in the compute
+        dtype. The loop has no device→host synchronisation: it queues M steps.
+        """
+        model_dtype = model_dtype or x.dtype
         params, buffers, radii = c.state(x.device, x.dtype)
         for _ in range(self.steps):
             leaves = {k: d.requires_grad_(True) for k, d in delta.items()}
             with torch.enable_grad():
-                logits = self.model(c.corrupt(x, leaves, params, buffers))
-                check_label_range(y, logits.shape[1])
+                logits = self._logits(c.corrupt(x, leaves, params, buffers).to(x.dtype), model_dtype, max_label)
+                max_label = None  # checked once
                 grads = torch.autograd.grad(self._loss(logits, y).sum(), list(leaves.values()))
             delta = {k: d.detach() for k, d in leaves.items()}
             delta = project_(sign_step_(delta, dict(zip(delta, grads)), c.step_size), radii)
         with torch.no_grad():
-            return c.corrupt(x, delta, params, buffers), delta
+            return c.corrupt(x, delta, params, buffers).to(x.dtype), delta
 
     def _pull_back(self, x: torch.Tensor, x_adv: torch.Tensor,
                    return_info: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -268,26 +345,64 @@ class AdversarialAugment:
         s = ssim(x, x_adv) if min(x.shape[-2:]) >= 11 else torch.full_like(ones, float("nan"))
         return x_adv, ones, s
 
-    def _validate(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+    def _validate(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[int, int] | None:
+        """Check the call's inputs; returns the labels' (min, max) (one device→host transfer each)."""
         channels = {c.in_channels for c in self.corruptors if c.in_channels is not None}
         multiple = max(c.multiple_of for c in self.corruptors)
         check_images(images, channels=next(iter(channels)) if len(channels) == 1 else None, multiple_of=multiple,
                      min_size=11 if self.ssim_threshold is not None else 1)
-        check_labels(labels, images.shape[0], images.device)
+        label_range = check_labels(labels, images.shape[0], images.device)
         p = next(iter(self.model.parameters()), None)
         if p is not None and p.device != images.device:
             raise ValueError(f"images are on {images.device} but the classifier is on {p.device}")
+        return label_range
 
-    def __call__(self, images: torch.Tensor, labels: torch.Tensor, *, generator: torch.Generator | None = None,
-                 return_info: bool = False):
-        """Corrupt ``images`` (N×C×H×W, [0, 1] float or uint8) against ``labels`` (N). See the class doc."""
-        self._validate(images, labels)
+    def _assign(self, n: int, generator: torch.Generator | None) -> list[torch.Tensor]:
+        """Example indices (CPU, sorted) served by each backbone: equal shares of a random permutation;
+        the ``n mod B`` larger shares go to a random rotation of the backbones, so that every backbone's
+        expected share is n/B for every n (App. E.4)."""
+        b = len(self.corruptors)
+        if b == 1:
+            return [torch.arange(n)]
+        source = generator.device if generator is not None else torch.device("cpu")
+        order = torch.randperm(n, generator=generator, device=source).cpu()
+        shift = int(torch.randint(b, (1,), generator=generator, device=source))
+        parts = torch.tensor_split(order, b)  # the first n mod b parts are one longer
+        return [parts[(i - shift) % b].sort().values for i in range(b)]
+
+    def __call__(self, *inputs, generator: torch.Generator | None = None, return_info: bool = False):
+        """Corrupt a batch: ``ada(images, labels)`` → images; ``ada((images, labels))`` / ``ada(dict)`` → the
+        same structure; inside a torchvision v2 container ``(images, labels)`` (see :mod:`adaaug.batch_io`)."""
+        return self._structured_call(inputs, len(inputs) != 2 or called_by_v2_container(), generator, return_info)
+
+    def forward(self, *inputs, generator: torch.Generator | None = None, return_info: bool = False):
+        """torchvision v2's convention: the batch back in the structure it came in (a tuple for ``*inputs``)."""
+        return self._structured_call(inputs, True, generator, return_info)
+
+    def _structured_call(self, inputs: tuple, structured: bool, generator: torch.Generator | None, return_info: bool):
+        batch = unpack(inputs, structured=structured)
+        out, info = self._run(batch.images, batch.labels, generator, return_info)
+        result = batch.repack(out)
+        return (result, info) if return_info else result
+
+    def _run(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None,
+             return_info: bool) -> tuple[torch.Tensor, AdAInfo | None]:
+        if torch.is_inference_mode_enabled():
+            raise RuntimeError("AdversarialAugment needs gradients (its inner loop differentiates the classifier's "
+                               "loss with respect to the backbone's weight perturbation) but was called under "
+                               "torch.inference_mode(); call it outside inference_mode (torch.no_grad() is fine)")
+        check_not_per_sample(images)
+        label_range = self._validate(images, labels)
+        max_label = label_range[1] if label_range is not None else None
+        labels = labels.to(torch.int64)
         generator = generator if generator is not None else self.generator
         n, device = images.shape[0], images.device
-        p = next(iter(self.model.parameters()), None)
-        model_dtype = p.dtype if p is not None else torch.float32
+        model_dtype = _floating_dtype(self.model)
         compute = torch.float64 if images.dtype == model_dtype == torch.float64 else torch.float32
+        model_dtype = model_dtype or compute
         x = images.to(compute) / 255 if images.dtype == torch.uint8 else images.to(compute)
+        x = x if type(x) is torch.Tensor else x.as_subclass(torch.Tensor)  # a tv_tensors.Image is rewrapped later
+        x = x.clone() if x.is_inference() else x  # inference tensors cannot be saved for backward
         out = x.clone()
         gamma = torch.ones(n, device=device, dtype=compute)  # every entry is set per nano-batch
         similarity = torch.ones(n, device=device, dtype=compute)
@@ -297,36 +412,38 @@ class AdversarialAugment:
         try:
             for m, _ in snapshots:
                 m.eval()
-            if n:
-                order = torch.randperm(n, generator=generator, device=generator.device if generator else "cpu")
-                shares = [s.sort().values for s in torch.tensor_split(order.to(device), len(self.corruptors))]
-                for c, idx in zip(self.corruptors, shares):
-                    if not len(idx):
-                        continue
-                    params, _, radii = c.state(device, compute)
-                    seeds = example_seeds(len(idx), generator)  # δ⁰ drawn per nano-batch from these
-                    rel = torch.full((n, len(params)), float("nan"), device=device) if return_info else None
-                    for chunk in torch.split(torch.arange(len(idx), device=device), self.chunk_size):
-                        sel = idx[chunk]
-                        delta0 = random_init(params, radii, seeds[chunk.cpu()])
-                        x_adv, d = self._maximise(c, x[sel], labels[sel], delta0)
-                        # line search per nano-batch too, so that memory stays bounded by chunk_size
-                        out[sel], gamma[sel], similarity[sel] = self._pull_back(x[sel], x_adv, return_info)
-                        if rel is not None:  # diagnostics only: one more pass over δ
-                            rel[sel] = relative_norms(d, params).float()
-                    for i in idx.tolist():
-                        names[i] = c.name
-                    if rel is not None:
-                        norms[c.name] = rel
+            for c, share in zip(self.corruptors, self._assign(n, generator)):
+                if not len(share):
+                    continue
+                params, _, radii = c.state(device, compute)
+                idx = share.to(device, non_blocking=True)
+                seeds = example_seeds(len(share), generator, device)  # δ⁰ of example k from seeds[k]
+                rel = torch.full((n, len(params)), float("nan"), device=device) if return_info else None
+                for s in range(0, len(share), self.chunk_size):
+                    sel = idx[s:s + self.chunk_size]
+                    delta0 = random_init(params, radii, seeds[s:s + self.chunk_size])
+                    x_adv, d = self._maximise(c, x[sel], labels[sel], delta0, model_dtype,
+                                              max_label if self.steps else None)
+                    if self.steps:
+                        max_label = None  # checked against the classifier's outputs at its first forward
+                    # line search per nano-batch too, so that memory stays bounded by chunk_size
+                    out[sel], gamma[sel], similarity[sel] = self._pull_back(x[sel], x_adv, return_info)
+                    if rel is not None:  # diagnostics only: one more pass over δ
+                        rel[sel] = relative_norms(d, params).float()
+                for i in share.tolist():
+                    names[i] = c.name
+                if rel is not None:
+                    norms[c.name] = rel
             if return_info:
                 with torch.no_grad():
-                    loss = self._per_example_loss(self.model(out), labels) if n else torch.zeros(0, device=device)
+                    loss = (self._per_example_loss(self._logits(out, model_dtype, max_label), labels) if n
+                            else torch.zeros(0, device=device))
         finally:
             for m, snap in snapshots:
                 _restore_mode(m, snap)
         result = out.mul(255).round_().to(torch.uint8) if images.dtype == torch.uint8 else out.to(images.dtype)
         if not return_info:
-            return result
+            return result, None
         info = AdAInfo(loss=loss.detach(), ssim=similarity, gamma=gamma, backbone=names, relative_norms=norms,
                        block_names={c.name: c.block_names for c in self.corruptors})
         return result, info

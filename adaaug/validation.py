@@ -23,32 +23,53 @@ def check_images(images: object, *, channels: int | None = None, multiple_of: in
     if images.shape[0] and min(h, w) < min_size:
         raise ValueError(f"{name} are {h}×{w}; need at least {min_size}×{min_size} (SSIM's 11×11 window)")
     if images.is_floating_point() and images.numel():
-        if not bool(torch.isfinite(images).all()):
+        # one device→host transfer for all three value checks
+        finite, lo, hi = torch.stack([torch.isfinite(images).all().double(), *(v.double() for v in
+                                                                              images.aminmax())]).tolist()
+        if not finite:
             raise ValueError(f"{name} contain NaN or Inf values")
-        lo, hi = images.min().item(), images.max().item()
         if lo < 0 or hi > 1:
             raise ValueError(f"float {name} must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]; "
                              f"divide uint8 data by 255 or pass the uint8 tensor itself")
 
 
-def check_labels(labels: object, n: int, device: torch.device) -> None:
-    """Raise unless ``labels`` is an integer tensor of shape ``(n,)`` with values ≥ 0 on ``device``."""
+def check_labels(labels: object, n: int, device: torch.device) -> tuple[int, int] | None:
+    """Raise unless ``labels`` is an integer tensor of shape ``(n,)`` with values ≥ 0 on ``device``.
+
+    Any integer dtype is accepted (cast to int64 by the caller); float, complex and bool
+    labels raise ``TypeError``. Returns ``(min, max)`` of the labels as Python ints (one
+    device→host transfer), or ``None`` for an empty batch; the upper bound needs the
+    classifier's number of outputs and is checked with :func:`check_label_range`.
+    """
     if not isinstance(labels, torch.Tensor):
-        raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
+        raise TypeError(f"labels must be a torch.Tensor of class indices, got {type(labels).__name__}")
     if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
-        raise TypeError(f"labels must be an integer tensor of class indices, got dtype {labels.dtype}")
+        raise TypeError(f"labels must be an integer tensor of class indices (any integer dtype), got dtype "
+                        f"{labels.dtype}")
     if labels.shape != (n,):
         raise ValueError(f"labels must have shape ({n},) to match the images, got {tuple(labels.shape)}")
     if labels.device != device:
         raise ValueError(f"labels are on {labels.device} but images are on {device}")
-    if n and int(labels.min()) < 0:
-        raise ValueError(f"labels must be class indices ≥ 0, got minimum {int(labels.min())}")
+    if not n:
+        return None
+    lo, hi = (int(v) for v in torch.stack(list(labels.aminmax())).tolist())
+    if lo < 0:
+        raise ValueError(f"labels must be class indices ≥ 0, got minimum {lo}")
+    return lo, hi
 
 
-def check_label_range(labels: torch.Tensor, num_classes: int) -> None:
-    """Raise when a label is not a valid index into the classifier's ``num_classes`` logits."""
-    if labels.numel() and int(labels.max()) >= num_classes:
-        raise ValueError(f"label {int(labels.max())} is out of range for a classifier with {num_classes} outputs")
+def check_label_range(labels: torch.Tensor | int | None, num_classes: int) -> None:
+    """Raise when a label is not a valid index into the classifier's ``num_classes`` logits.
+
+    ``labels``: the labels, or their maximum as an int (no device→host transfer then);
+    ``None`` (an empty batch) passes.
+    """
+    if labels is None or (isinstance(labels, torch.Tensor) and not labels.numel()):
+        return
+    top = int(labels.max()) if isinstance(labels, torch.Tensor) else int(labels)
+    if top >= num_classes:
+        raise ValueError(f"label {top} is out of range for a classifier with {num_classes} outputs "
+                         f"(labels must lie in [0, {num_classes - 1}])")
 
 
 def check_positive(value: object, name: str, *, allow_zero: bool = False, integer: bool = False) -> None:

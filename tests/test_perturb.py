@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from scipy import stats
+
+from adaaug.counter_rng import words_reference
 
 from adaaug.perturb import (block_radii, default_step_size, example_seeds, project, random_init, relative_norms,
                             sign_step)
@@ -77,18 +80,69 @@ def test_init_depends_only_on_each_examples_seed():
     assert not torch.equal(full["w"][0], full["w"][1])
 
 
-def test_init_follows_the_documented_draw_order():
-    # independent reference: example n's generator draws all Gaussians (blocks in order), then one
-    # uniform per block; direction normalised in float64, scaled by u · ν‖φ_i‖₂
+def _reference_normal(seed: int, j: int, total: int) -> float:
+    """Normal j of a stream of ``total`` in pure Python float64 (adaaug.counter_rng's documented layout)."""
+    w = words_reference(seed, j // 2)
+    u1 = ((w >> 40) + 1) / 2 ** 24
+    theta = 2 * math.pi * (w & 0xFFFFFF) / 2 ** 24
+    return math.sqrt(-2 * math.log(u1)) * (math.cos(theta) if j % 2 == 0 else math.sin(theta))
+
+
+def test_init_matches_a_pure_python_float64_reference():
+    # independent reference: the splitmix64 words in Python integers, Box–Muller and the normalisation
+    # in Python floats; example n's Gaussians are words 0..P-1, its radius fractions words P, P+1, ...
     p = _params()
     r = block_radii(p, 0.03)
     seeds = example_seeds(3, torch.Generator().manual_seed(7))
     d = random_init(p, r, seeds)
     sizes = [v.numel() for v in p.values()]
+    total = sum(sizes)
+    pairs = (total + 1) // 2
     for n, seed in enumerate(seeds.tolist()):
-        g = torch.Generator().manual_seed(seed)
-        gauss = torch.randn(sum(sizes), generator=g).double().split(sizes)
-        u = torch.rand(len(sizes), generator=g).double()
+        gauss = [_reference_normal(seed, j, total) for j in range(total)]
+        offset = 0
         for i, (k, v) in enumerate(p.items()):
-            expected = (gauss[i] / gauss[i].norm() * u[i] * r[k].double()).view(v.shape)
-            assert torch.allclose(d[k][n].double(), expected, rtol=1e-5, atol=1e-9)
+            block = gauss[offset:offset + sizes[i]]
+            offset += sizes[i]
+            fraction = (words_reference(seed, pairs + i) >> 40) / 2 ** 24
+            norm = math.sqrt(sum(g * g for g in block))
+            expected = torch.tensor([g / norm * fraction * r[k].item() for g in block], dtype=torch.float64)
+            # float32 Box–Muller: errors ~1e-7 of the block's scale (cos/sin of a float32 angle)
+            assert torch.allclose(d[k][n].double().flatten(), expected, rtol=0, atol=1e-6 * expected.abs().max())
+
+
+def test_init_is_the_same_on_every_chunking_and_repeats_bitwise():
+    p = _params()
+    r = block_radii(p, 0.05)
+    seeds = example_seeds(7, torch.Generator().manual_seed(3))
+    full = random_init(p, r, seeds)
+    again = random_init(p, r, seeds)
+    for size in (1, 2, 3, 7):
+        parts = [random_init(p, r, seeds[s:s + size]) for s in range(0, 7, size)]
+        for k in p:
+            assert torch.equal(torch.cat([q[k] for q in parts]), full[k])
+            assert torch.equal(again[k], full[k])
+
+
+def test_init_in_float64_agrees_with_float32():
+    p = _params()
+    r = block_radii(p, 0.05)
+    seeds = example_seeds(3, torch.Generator().manual_seed(2))
+    d32 = random_init(p, r, seeds)
+    d64 = random_init({k: v.double() for k, v in p.items()}, {k: v.double() for k, v in r.items()}, seeds)
+    for k in p:
+        assert d64[k].dtype == torch.float64
+        assert torch.allclose(d64[k], d32[k].double(), rtol=0, atol=1e-6 * d64[k].abs().max())
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_init_on_cuda_matches_cpu():
+    p = _params()
+    r = block_radii(p, 0.05)
+    seeds = example_seeds(5, torch.Generator().manual_seed(4))
+    cpu = random_init(p, r, seeds)
+    gpu = random_init({k: v.cuda() for k, v in p.items()}, {k: v.cuda() for k, v in r.items()}, seeds.cuda())
+    for k in p:
+        assert gpu[k].device.type == "cuda"
+        assert torch.allclose(gpu[k].cpu(), cpu[k], rtol=0, atol=1e-6 * cpu[k].abs().max())

@@ -24,8 +24,7 @@ def _reference(model, backbone, x, y, nu, steps, seed):
     phi = {k: p.detach().clone() for k, p in backbone.named_parameters()}
     radii = block_radii(phi, nu)
     eta = 0.25 * torch.stack(list(radii.values())).median().item()
-    g = torch.Generator().manual_seed(seed)
-    torch.randperm(len(x), generator=g)  # the transform assigns backbones first
+    g = torch.Generator().manual_seed(seed)  # one backbone: no assignment draw, the seeds come first
     delta0 = random_init(phi, radii, example_seeds(len(x), g))
     outs = []
     for n in range(len(x)):
@@ -228,7 +227,11 @@ def test_presets():
 @pytest.mark.parametrize("images, labels, match, exc", [
     (torch.full((2, 3, 32, 32), float("nan")), torch.zeros(2, dtype=torch.long), "NaN", ValueError),
     (torch.rand(2, 3, 32, 32) * 2, torch.zeros(2, dtype=torch.long), r"\[0, 1\]", ValueError),
-    (torch.rand(3, 32, 32), torch.zeros(3, dtype=torch.long), "4 dimensions", ValueError),
+    (torch.rand(1, 2, 3, 32, 32), torch.zeros(1, dtype=torch.long), "4 dimensions", ValueError),
+    (torch.rand(3, 32, 32), torch.tensor(3), "batch transform", ValueError),
+    (torch.rand(2, 3, 32, 32), torch.tensor([0.0, 1.0]), "integer", TypeError),
+    (torch.rand(2, 3, 32, 32), torch.tensor([True, False]), "integer", TypeError),
+    (torch.rand(2, 3, 32, 32), torch.tensor([0, 10], dtype=torch.int32), "out of range", ValueError),
     (torch.rand(2, 1, 32, 32), torch.zeros(2, dtype=torch.long), "channels", ValueError),
     (torch.rand(2, 3, 30, 30), torch.zeros(2, dtype=torch.long), "divisible by 4", ValueError),
     (torch.rand(2, 3, 32, 32), torch.zeros(3, dtype=torch.long), "shape", ValueError),
@@ -275,3 +278,68 @@ def test_cuda_matches_cpu(tiny_net):
     gpu = AdversarialAugment(net, **kw)(x.cuda(), y.cuda(), generator=torch.Generator().manual_seed(0))
     assert gpu.device.type == "cuda"
     assert (gpu.cpu() - cpu).abs().max() < 1e-3
+
+
+def test_all_gives_every_backbone_the_same_expected_share_at_every_batch_size(tiny_net):
+    ada = AdversarialAugment(tiny_net, backbone="all", weights=None, steps=0)
+    b, seeds = len(ada.corruptors), 2000
+    for n in range(1, 6):
+        counts = torch.zeros(b)
+        for s in range(seeds):
+            shares = ada._assign(n, torch.Generator().manual_seed(s))
+            sizes = torch.tensor([len(x) for x in shares])
+            assert sorted(torch.cat(shares).tolist()) == list(range(n))  # each example served once
+            assert sizes.max() - sizes.min() <= 1  # equal shares, up to the remainder
+            counts += sizes
+        # per draw a backbone serves n // b examples plus one more with probability (n mod b) / b
+        p = (n % b) / b
+        sd = (seeds * p * (1 - p)) ** 0.5
+        assert torch.all((counts - seeds * n / b).abs() <= 5 * sd + 1e-9), (n, counts)
+
+
+def test_all_serves_each_example_with_the_backbone_the_assignment_names(tiny_net):
+    ada = AdversarialAugment(tiny_net, backbone="all", weights=None, steps=0, ssim_threshold=None)
+    x, y = _batch(3)
+    _, info = ada(x, y, generator=torch.Generator().manual_seed(9), return_info=True)
+    shares = ada._assign(3, torch.Generator().manual_seed(9))
+    expected = [""] * 3
+    for c, idx in zip(ada.corruptors, shares):
+        for i in idx.tolist():
+            expected[i] = c.name
+    assert info.backbone == expected
+
+
+def test_imagenet_preset_asks_for_imagenet_weights():
+    from adaaug.weights import load_backbone, packaged_dir
+
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
+    with pytest.raises(FileNotFoundError, match=r"no 'imagenet' weights .* 'edsr'.*train-backbone edsr .*--tag "
+                                                r"imagenet --export"):
+        AdversarialAugment.imagenet(net)
+    # the CIFAR-10 weights only when asked for, by tag or by path
+    by_tag = AdversarialAugment.imagenet(net, weights="cifar10")
+    by_path = AdversarialAugment.imagenet(net, weights=str(packaged_dir() / "edsr-cifar10.safetensors"))
+    cifar = load_backbone("edsr", "cifar10")
+    for ada in (by_tag, by_path):
+        assert (ada.steps, ada.chunk_size) == (3, 1)
+        assert all(torch.equal(p, q) for p, q in zip(ada.corruptors[0].module.parameters(), cifar.parameters()))
+    c = AdversarialAugment.cifar10(net)
+    assert all(torch.equal(p, q) for p, q in zip(c.corruptors[0].module.parameters(), cifar.parameters()))
+
+
+def test_each_examples_start_is_bitwise_the_same_for_every_chunk_size(tiny_net, monkeypatch):
+    # δ⁰ of example k depends on its own seed only: spy on the draws of two chunkings and compare
+    drawn: list[dict] = []
+    original = transform_module.random_init
+    monkeypatch.setattr(transform_module, "random_init", lambda *a: drawn.append(original(*a)) or drawn[-1])
+    x, y = _batch(5)
+    bb = build_backbone("unet")
+    starts = {}
+    for size in (1, 2, 5):
+        drawn.clear()
+        AdversarialAugment(tiny_net, backbone=bb, steps=0, chunk_size=size)(x, y, generator=torch.Generator()
+                                                                           .manual_seed(0))
+        starts[size] = {k: torch.cat([d[k] for d in drawn]) for k in drawn[0]}
+        assert len(drawn) == -(-5 // size)
+    for k in starts[1]:
+        assert torch.equal(starts[1][k], starts[2][k]) and torch.equal(starts[1][k], starts[5][k])
