@@ -5,10 +5,11 @@ For a batch of images x with labels y, every example n gets its own perturbation
 ascent on the classifier's loss, and the output is x' = c_{φ+δ⁽ⁿ⁾}(x), pulled
 back by the SSIM line search (App. F) when it is too far from x.
 
-Per-example weights are batched with ``torch.func.functional_call`` + ``vmap``
-over nano-batches of ``chunk_size`` examples (App. B.1): the backbone runs under
-``vmap`` (one weight set per example), the classifier runs once per nano-batch on
-the stacked outputs, and one ``torch.autograd.grad`` returns all per-example
+Per-example weights are batched over nano-batches of ``chunk_size`` examples
+(App. B.1): the backbone runs with one weight set per example (convolutions as one
+grouped convolution, other layers under ``torch.func.vmap`` + ``functional_call``;
+:mod:`adaaug.per_example`), the classifier runs once per nano-batch on the stacked
+outputs, and one ``torch.autograd.grad`` returns all per-example
 gradients (δ⁽ⁿ⁾ reaches only example n). Memory grows with ``chunk_size``, not
 with the batch.
 
@@ -35,7 +36,6 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, vmap
 
 from . import paper
 from .batch_io import called_by_v2_container, check_not_per_sample, unpack
