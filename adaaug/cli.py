@@ -154,10 +154,13 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["ADAAUG_PROGRESS"] = "1" if args.progress else "0"
     try:
         return int(run(args) or 0)
-    except (UsageError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as err:
+    except (UsageError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
+            ModuleNotFoundError) as err:
         if os.environ.get("ADAAUG_DEBUG") == "1":
             raise
         message = " ".join(str(err).split()) or type(err).__name__
+        if isinstance(err, ModuleNotFoundError) and "pip install" not in message:
+            message += ' (the protocol commands need the extra: pip install "adaaug[protocol]")'
         print(f"adaaug {args.command}: error: {message}", file=sys.stderr)
         return 2
     finally:
