@@ -13,8 +13,8 @@ Two parameter sets:
   filter behind ``skimage.filters.gaussian``), defocus blur (OpenCV ``filter2D``), motion blur (a
   batched port of ImageMagick's ``MotionBlurImage`` as emulated by ``imagecorruptions``, since
   ImageMagick is not used), zoom blur (scipy's bilinear ``zoom`` as two matrix products), snow, frost
-  (ImageNet-C's frost textures, packaged in ``adaaug/protocol/frost/`` with their licence), fog (diamond-square plasma), brightness / saturate (skimage HSV),
-  contrast, elastic transform (OpenCV affine + scipy ``map_coordinates``), pixelate and JPEG
+  (ImageNet-C's frost textures, packaged in ``adaaug/protocol/frost/`` with their licence), fog
+  (diamond-square plasma), brightness / saturate (skimage HSV), contrast, elastic transform (OpenCV affine + scipy ``map_coordinates``), pixelate and JPEG
   (Pillow), spatter (OpenCV).
 - ``params="imagenet"``: ImageNet-C's severities from ``imagecorruptions`` (Michaelis et al. 2019),
   called per image with numpy's global RNG seeded from ``rng`` (and restored afterwards);

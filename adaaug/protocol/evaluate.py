@@ -298,15 +298,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--weights", help="packaged classifier NAME[:TAG], e.g. resnet20 (tag cifar10)")
     p.add_argument("--arch", help="resnet20, preact_resnet50 or resnet50 (default: recorded in the checkpoint)")
     p.add_argument("--num-classes", type=int, help="number of classes (default: recorded in the checkpoint, else 10)")
-    p.add_argument("--normalize", choices=("cifar10", "imagenet"), help="input normalisation preset (default: recorded in the checkpoint, else by --arch)")
+    p.add_argument("--normalize", choices=("cifar10", "imagenet"),
+                   help="input normalisation preset (default: recorded in the checkpoint, else by --arch)")
     p.add_argument("--data", required=True, help="clean test set: ImageFolder dir, *data.npy dir or cifar10:<root>")
     p.add_argument("--cifar-c", help="CIFAR-10-C directory (<corruption>.npy + labels.npy) (default: none)")
-    p.add_argument("--imagenet-c", help="ImageNet-C directory (npy or <corruption>/<severity>/<class>/ layout) (default: none)")
+    p.add_argument("--imagenet-c",
+                   help="ImageNet-C directory (npy or <corruption>/<severity>/<class>/ layout) (default: none)")
     p.add_argument("--cifar101", help="CIFAR-10.1 (ImageFolder or *data.npy + *labels.npy) (default: none)")
-    p.add_argument("--imagenet-v2", help="ImageNet-v2 (ImageFolder; folders 0..999 are class indices) (default: none)")
-    p.add_argument("--imagenet-r", help="ImageNet-R (ImageFolder of 200 wnids; needs --data with wnid folders) (default: none)")
-    p.add_argument("--image-size", type=int, help="resize+centre-crop folder images to this size, e.g. 224 for ImageNet (default: no resizing)")
-    p.add_argument("--attacks", action="store_true", help="ℓ∞ (1/255, 2/255) and ℓ2 (0.5, 1.0) robust accuracy (default: off)")
+    p.add_argument("--imagenet-v2",
+                   help="ImageNet-v2 (ImageFolder; folders 0..999 are class indices) (default: none)")
+    p.add_argument("--imagenet-r",
+                   help="ImageNet-R (ImageFolder of 200 wnids; needs --data with wnid folders) (default: none)")
+    p.add_argument("--image-size", type=int,
+                   help="resize+centre-crop folder images to this size, e.g. 224 for ImageNet (default: no resizing)")
+    p.add_argument("--attacks", action="store_true",
+                   help="ℓ∞ (1/255, 2/255) and ℓ2 (0.5, 1.0) robust accuracy (default: off)")
     p.add_argument("--attack-method", choices=("auto", "autoattack", "pgd"), default="auto",
                    help="auto: AutoAttack for 32×32 images (CIFAR-10), 100-step PGD × 10 restarts otherwise")
     p.add_argument("--attack-samples", type=int, help="attack only N evenly spaced clean test images (default: all)")

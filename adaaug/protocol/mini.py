@@ -369,13 +369,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                 "(CIFAR-10's training split to train, its test split to score; about an hour on 2 CPU cores)")
     p.add_argument("--data", required=True,
                    help="training set: ImageFolder dir, cifar10:<root> or a .tar.gz of an ImageFolder tree")
-    p.add_argument("--dev", required=True, help="test set scored clean and corrupted (same forms; cifar10:<root> reads the test split)")
+    p.add_argument("--dev", required=True,
+                   help="test set scored clean and corrupted (same forms; cifar10:<root> reads the test split)")
     p.add_argument("--out", required=True, help="output directory (results.json, results.md, mce.png)")
     p.add_argument("--subset", type=lambda t: None if t == "all" else int(t), default=d.subset,
                    help=f"training images per method, or 'all' [{d.subset}]")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"training epochs per method [{d.epochs}]")
-    p.add_argument("--methods", nargs="+", default=list(d.methods), help=f"methods to train and compare [{' '.join(d.methods)}]")
-    p.add_argument("--seed", type=int, default=d.seed, help=f"seeds data subsets, training and corruptions [{d.seed}]")
+    p.add_argument("--methods", nargs="+", default=list(d.methods),
+                   help=f"methods to train and compare [{' '.join(d.methods)}]")
+    p.add_argument("--seed", type=int, default=d.seed,
+                   help=f"seeds data subsets, training and corruptions [{d.seed}]")
     p.add_argument("--ada-steps", type=int, default=d.ada_steps, help=f"M [{d.ada_steps}; paper 10]")
     p.add_argument("--nu", type=float, default=d.nu, help=f"AdA relative radius ν [{d.nu}]")
     p.add_argument("--dev-limit", type=lambda t: None if t == "all" else int(t), default=d.dev_limit,
