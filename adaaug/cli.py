@@ -90,7 +90,7 @@ def _train_backbone_main(args: argparse.Namespace) -> int:
     out = Path(args.out) / args.name
     result = train_backbone(args.name, args.data, out, dev=args.dev, epochs=args.epochs,
                             batch_size=args.batch_size, lr=args.lr, subset=args.subset, seed=args.seed,
-                            resume=args.resume, threads=args.threads)
+                            resume=args.resume, threads=args.threads, progress=args.progress)
     print(json.dumps(result, indent=2))
     if args.export:
         command = "adaaug " + " ".join(sys.argv[1:])
