@@ -126,3 +126,24 @@ def test_progress_bar_on_stderr_and_off_with_no_progress(capsys, tmp_path, monke
     import os
 
     assert "ADAAUG_PROGRESS" not in os.environ  # the command's setting does not leak
+
+
+def test_missing_optional_package_is_one_line_with_the_install_hint(capsys, tmp_path, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "imagecorruptions", None)  # as if not installed
+    monkeypatch.setitem(__import__("sys").modules, "imagecorruptions.corruptions", None)
+    src = _tiny_folder(tmp_path / "src")
+    _one_line_error(capsys, ["make-c", str(src), str(tmp_path / "c"), "--size", "imagenet", "--corruptions",
+                             "contrast", "--no-progress"], "pip install imagecorruptions")
+
+
+def test_eval_progress_bar_over_corruption_sets(capsys, tmp_path):
+    from adaaug.protocol.make_c import make_c
+
+    src = _tiny_folder(tmp_path / "src")
+    make_c(str(src), tmp_path / "c", corruptions=["contrast", "fog"], verbose=False)
+    argv = ["eval", "--weights", "resnet20", "--data", str(src), "--cifar-c", str(tmp_path / "c"),
+            "--out", str(tmp_path / "r.json"), "--device", "cpu"]
+    assert cli.main(argv) == 0
+    assert "/10 " in capsys.readouterr().err          # 2 corruptions × 5 severities
+    assert cli.main(argv + ["--no-progress"]) == 0
+    assert capsys.readouterr().err == ""
