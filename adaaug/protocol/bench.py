@@ -209,18 +209,39 @@ print(peak_memory_mb(dev) - before)
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def _backbone_name(name: str) -> str:
+    """argparse type of ``--backbones``: a registered backbone name."""
+    from ..backbones import available_backbones
+
+    if name not in available_backbones():
+        raise argparse.ArgumentTypeError(f"unknown backbone {name!r}; known: {', '.join(available_backbones())}")
+    return name
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backbones", nargs="+", default=["edsr"])
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--steps", type=int, default=paper.CIFAR10_STEPS)
-    p.add_argument("--chunk-size", type=int, default=paper.CIFAR10_NANO_BATCH)
-    p.add_argument("--memory-chunks", type=int, nargs="*", default=[1, 4, 8, 16])
-    p.add_argument("--memory-batches", type=int, nargs="*", default=[32, 64])
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int)
-    p.add_argument("--arch", default="resnet20")
-    p.add_argument("--out", default="benchmarks/results")
+    p.add_argument("--backbones", nargs="+", type=_backbone_name, default=["edsr"], metavar="NAME",
+                   help="corruption networks to time (untrained weights; speed does not depend on them)")
+    p.add_argument("--batch-size", type=_positive, default=64, help="images per training step")
+    p.add_argument("--steps", type=int, default=paper.CIFAR10_STEPS, help="M, AdA ascent steps (paper: 10)")
+    p.add_argument("--chunk-size", type=_positive, default=paper.CIFAR10_NANO_BATCH,
+                   help="AdA nano-batch (paper: 8)")
+    p.add_argument("--memory-chunks", type=_positive, nargs="*", default=[1, 4, 8, 16],
+                   help="chunk sizes for the peak-memory table (none: skip it)")
+    p.add_argument("--memory-batches", type=_positive, nargs="*", default=[32, 64],
+                   help="batch sizes for the peak-memory table")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--repeats", type=_positive, default=3, help="timed repeats per measurement (median reported)")
+    p.add_argument("--threads", type=_positive, help="torch threads (default: torch's choice)")
+    p.add_argument("--arch", choices=("resnet20", "preact_resnet50", "resnet50"), default="resnet20",
+                   help="classifier")
+    p.add_argument("--out", default="benchmarks/results", help="directory for the JSON results")
     p.add_argument("--suite", action="store_true",
                    help="run the whole device suite instead (CUDA tests, per-example passes, a step per backbone, "
                         "the ImageNet-preset step, memory against chunk_size); see benchmarks/gpu.sh")

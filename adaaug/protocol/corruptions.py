@@ -13,12 +13,12 @@ Two parameter sets:
   filter behind ``skimage.filters.gaussian``), defocus blur (OpenCV ``filter2D``), motion blur (a
   batched port of ImageMagick's ``MotionBlurImage`` as emulated by ``imagecorruptions``, since
   ImageMagick is not used), zoom blur (scipy's bilinear ``zoom`` as two matrix products), snow, frost
-  (the frost textures shipped
-  with ``imagecorruptions``), fog (diamond-square plasma), brightness / saturate (skimage HSV),
-  contrast, elastic transform (OpenCV affine + scipy ``map_coordinates``), pixelate and JPEG
+  (ImageNet-C's frost textures, packaged in ``adaaug/protocol/frost/`` with their licence), fog
+  (diamond-square plasma), brightness / saturate (skimage HSV), contrast, elastic transform (OpenCV affine + scipy ``map_coordinates``), pixelate and JPEG
   (Pillow), spatter (OpenCV).
 - ``params="imagenet"``: ImageNet-C's severities from ``imagecorruptions`` (Michaelis et al. 2019),
-  called per image with numpy's global RNG seeded from ``rng`` (and restored afterwards). Its
+  called per image with numpy's global RNG seeded from ``rng`` (and restored afterwards);
+  ``imagecorruptions`` is not a dependency of adaaug: install it for this mode. Its
   ``gaussian_blur`` and ``glass_blur`` (``skimage`` ≥ 0.19 dropped ``multichannel``) and ``fog``
   (``np.float_`` is gone in numpy 2) fail on current libraries, so those three use the functions
   here with ImageNet-C's values (``make_imagenet_c.py``). ``imagecorruptions`` imports
@@ -39,7 +39,6 @@ reference glass blur's "swap" of 3-channel pixels is in effect a copy ``x[h, w] 
 """
 from __future__ import annotations
 
-import importlib.util
 import io
 import math
 import sys
@@ -190,20 +189,18 @@ def _gray(x: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=None)
 def _frost_textures(scale: float) -> tuple[np.ndarray, ...]:
-    """The frost photographs shipped with ``imagecorruptions`` (RGB), resized by ``scale``."""
+    """The six frost photographs of ImageNet-C (RGB), packaged in ``adaaug/protocol/frost/``, resized by ``scale``."""
     import cv2
+    from importlib import resources
 
-    spec = importlib.util.find_spec("imagecorruptions")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("frost needs the frost textures of the 'imagecorruptions' package: "
-                                  "pip install imagecorruptions")
-    folder = Path(list(spec.submodule_search_locations)[0]) / "frost"
+    folder = resources.files("adaaug.protocol") / "frost"
     names = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg", "frost6.jpg")
     out = []
     for name in names:
-        img = cv2.imread(str(folder / name))
+        data = np.frombuffer((folder / name).read_bytes(), np.uint8)
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR)  # what cv2.imread gives, from the packaged bytes
         if img is None:
-            raise FileNotFoundError(f"frost texture {folder / name} is missing; reinstall imagecorruptions")
+            raise FileNotFoundError(f"frost texture {name} is unreadable; reinstall adaaug")
         if scale != 1:
             img = cv2.resize(img, (0, 0), fx=scale, fy=scale)
         out.append(np.ascontiguousarray(img[..., ::-1]))
@@ -405,6 +402,11 @@ _OWN: dict[str, Callable] = {name: globals()[f"_{name}"] for name in ALL}
 
 
 # ---------------------------------------------------------------- imagecorruptions (ImageNet-C values)
+_NEEDS_IMAGECORRUPTIONS = ("params='imagenet' (ImageNet-C severities, e.g. adaaug make-c --size imagenet) runs "
+                           "most corruptions through the 'imagecorruptions' package, which adaaug does not "
+                           "install: pip install imagecorruptions")
+
+
 def _imagecorruptions() -> types.ModuleType:
     """``imagecorruptions.corruptions``, importable without setuptools' ``pkg_resources``."""
     import warnings
@@ -416,8 +418,7 @@ def _imagecorruptions() -> types.ModuleType:
             return module
         except ModuleNotFoundError as err:
             if err.name != "pkg_resources":
-                raise ModuleNotFoundError("params='imagenet' needs the 'imagecorruptions' package: "
-                                          "pip install imagecorruptions") from err
+                raise ModuleNotFoundError(_NEEDS_IMAGECORRUPTIONS) from err
         for key in [k for k in sys.modules if k == "imagecorruptions" or k.startswith("imagecorruptions.")]:
             del sys.modules[key]  # drop the half-imported package
         shim = types.ModuleType("pkg_resources")

@@ -31,14 +31,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``adaaug deepaugment-data``."""
     parser.add_argument("src", help="ImageFolder directory <src>/<class>/<image> (images of one size)")
     parser.add_argument("dst", help="output directory; gets the same layout, PNG files")
-    parser.add_argument("--backbone", choices=("edsr", "cae"), default="edsr")
+    parser.add_argument("--backbone", choices=("edsr", "cae"), default="edsr",
+                        help="DeepAugment network (Hendrycks et al. use both, one copy each)")
     parser.add_argument("--weights", default="cifar10", help="backbone weights tag or .safetensors path; "
                                                              "'none' for an untrained network (testing only)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0, help="seeds the distortions")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per batch")
     parser.add_argument("--chunk-size", type=int, default=16, help="examples per vmap chunk (memory)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty DST")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty DST (default: refuse)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -49,8 +50,10 @@ def main(args: argparse.Namespace) -> int:
     from .data import load_image_folder
 
     src, dst = Path(args.src), Path(args.dst)
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be ≥ 1, got {args.batch_size}")
+    if not src.is_dir():
+        raise FileNotFoundError(f"SRC {src} is not a directory (expected an ImageFolder tree <src>/<class>/<image>)")
+    if args.batch_size < 1 or args.chunk_size < 1:
+        raise ValueError(f"--batch-size and --chunk-size must be ≥ 1, got {args.batch_size} and {args.chunk_size}")
     if src.resolve() == dst.resolve():
         raise ValueError("DST must differ from SRC")
     if dst.exists() and any(dst.iterdir()) and not args.overwrite:
@@ -67,7 +70,9 @@ def main(args: argparse.Namespace) -> int:
     for cls in data.classes:
         (dst / cls).mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    for lo in range(0, len(data), args.batch_size):
+    from .progress import bar
+
+    for lo in bar(range(0, len(data), args.batch_size), desc=f"DeepAugment ({args.backbone})", unit="batch"):
         batch = data.images[lo:lo + args.batch_size].to(device)
         out = da(batch).permute(0, 2, 3, 1).cpu().numpy()  # uint8 in, uint8 out
         for k, array in enumerate(out):

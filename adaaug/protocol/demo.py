@@ -19,6 +19,8 @@ import torch.nn.functional as F
 
 from .. import paper
 
+DEFAULT_BACKBONES = ("edsr", "cae", "vqvae", "unet")
+
 
 def load_samples() -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """The bundled images: float ``10×3×32×32`` in [0, 1], labels ``10``, class names."""
@@ -37,12 +39,29 @@ def load_samples() -> tuple[torch.Tensor, torch.Tensor, list[str]]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="adaaug-demo.png", help="figure path (PNG)")
-    p.add_argument("--backbones", nargs="+", default=["edsr", "cae", "vqvae", "unet"])
-    p.add_argument("--nu", type=float, default=paper.NU_EDSR_CIFAR10)
-    p.add_argument("--steps", type=int, default=paper.CIFAR10_STEPS)
-    p.add_argument("--images", type=int, default=4, help="images shown per row of the figure")
+    p.add_argument("--backbones", nargs="+", default=list(DEFAULT_BACKBONES), metavar="NAME",
+                   help="packaged corruption networks to run, one row each")
+    p.add_argument("--nu", type=float, default=paper.NU_EDSR_CIFAR10, help="relative radius ν (paper: 0.015)")
+    p.add_argument("--steps", type=int, default=paper.CIFAR10_STEPS, help="M, ascent steps (paper: 10)")
+    p.add_argument("--images", type=int, default=4, help="images shown per row of the figure (1..10)")
     p.add_argument("--gain", type=float, default=4.0, help="exaggeration of the difference panel")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds δ⁰")
+
+
+def check_backbones(names: list[str]) -> list[str]:
+    """``names`` if each has packaged ``cifar10`` weights; :class:`~adaaug.cli.UsageError` naming the known ones."""
+    from ..backbones import available_backbones
+    from ..cli import UsageError
+    from ..weights import read_manifest
+
+    published = read_manifest().get("files", {})
+    known = [n for n in available_backbones() if "cifar10" in published.get(n, {})]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        listed = ", ".join(repr(n) for n in unknown)
+        raise UsageError(f"unknown backbone {listed}: the demo runs the packaged corruption networks "
+                         f"{', '.join(known) or '(none installed)'}")
+    return list(names)
 
 
 def run_demo(backbones: list[str], nu: float, steps: int, seed: int) -> tuple[dict, torch.Tensor, dict]:
@@ -73,45 +92,86 @@ def run_demo(backbones: list[str], nu: float, steps: int, seed: int) -> tuple[di
     return rows, x, outputs
 
 
-def save_figure(path: str | Path, x: torch.Tensor, outputs: dict, n_images: int, gain: float) -> None:
-    """Figure 1 layout: one row per backbone, (original | AdA | difference) per image."""
-    import matplotlib
+def _font(size: int):
+    """PIL's default font at ``size`` px (a bitmap font on Pillow < 10.1)."""
+    from PIL import ImageFont
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:
+        return ImageFont.load_default()
 
-    names = list(outputs)
-    n = min(n_images, x.shape[0])
-    fig, axes = plt.subplots(len(names), 3 * n, figsize=(1.3 * 3 * n, 1.5 * len(names)), squeeze=False)
-    titles = ("original", "AdA", f"diff ×{gain:g}")
-    for r, name in enumerate(names):
+
+def figure(x: torch.Tensor, outputs: dict[str, torch.Tensor], n_images: int = 4, gain: float = 4.0,
+           scale: int = 3, title: str | None = None):
+    """Figure 1 layout as a PIL image: one row per backbone, (original | AdA | difference) per image.
+
+    Args:
+        x: clean images ``N×3×H×W`` in [0, 1]. outputs: backbone name → AdA images of ``x``.
+        n_images: images per row (at most N). gain: the difference panel shows ``0.5 + gain·(x' − x)``.
+        scale: nearest-neighbour magnification of each panel.
+    """
+    from PIL import Image, ImageDraw
+    from torchvision.utils import make_grid
+
+    n = max(1, min(n_images, x.shape[0]))
+    h, w = x.shape[2] * scale, x.shape[3] * scale
+    pad, gap, label_w = 2, 8, 90
+    font, small = _font(14), _font(11)
+    top = (24 if title else 0) + 18
+    panel_titles = ("original", "AdA", f"diff x{gain:g}")
+    rows = []
+    for name, adv in outputs.items():
+        tiles = []
         for i in range(n):
-            panels = (x[i], outputs[name][i], (0.5 + gain * (outputs[name][i] - x[i])).clamp(0, 1))
-            for j, img in enumerate(panels):
-                ax = axes[r][3 * i + j]
-                ax.imshow(img.permute(1, 2, 0).numpy(), interpolation="nearest")
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if r == 0:
-                    ax.set_title(titles[j], fontsize=8)
-            if i == 0:
-                axes[r][0].set_ylabel(name, fontsize=10)
-    fig.suptitle("AdversarialAugment on CIFAR-10 test images (packaged weights)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+            tiles += [x[i], adv[i], (0.5 + gain * (adv[i] - x[i])).clamp(0, 1)]
+        tiles = F.interpolate(torch.stack(tiles).float(), scale_factor=scale, mode="nearest")
+        grid = make_grid(tiles, nrow=3 * n, padding=pad, pad_value=1.0)
+        rows.append((name, (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)))
+    grid_w = rows[0][1].shape[1] if rows else 3 * n * (w + pad)
+    row_h = h + 2 * pad
+    canvas = Image.new("RGB", (label_w + grid_w + (n - 1) * gap, top + len(rows) * row_h + 4), "white")
+    draw = ImageDraw.Draw(canvas)
+    if title:
+        draw.text((6, 4), title, fill="black", font=font)
+    triple_w = 3 * (w + pad)
+    for i in range(n):
+        for j, text in enumerate(panel_titles):
+            cx = label_w + i * (triple_w + gap) + pad + j * (w + pad) + w // 2
+            draw.text((cx, top - 3), text, fill="black", font=small, anchor="ms")
+    for r, (name, array) in enumerate(rows):
+        y0 = top + r * row_h
+        draw.text((6, y0 + row_h // 2), name, fill="black", font=font, anchor="lm")
+        for i in range(n):  # a gap between the image triples
+            part = array[:, i * triple_w:(i + 1) * triple_w + (pad if i == n - 1 else 0)]
+            canvas.paste(Image.fromarray(np.ascontiguousarray(part)), (label_w + i * (triple_w + gap), y0))
+    return canvas
+
+
+def save_figure(path: str | Path, x: torch.Tensor, outputs: dict, n_images: int, gain: float) -> None:
+    """Write :func:`figure` as a PNG (Pillow and torchvision only; no plotting library needed)."""
+    image = figure(x, outputs, n_images, gain,
+                   title="AdversarialAugment on CIFAR-10 test images (packaged weights)")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, format="PNG")
 
 
 def main(args: argparse.Namespace) -> int:
+    from ..cli import UsageError
+
+    if not 1 <= args.images <= 10:
+        raise UsageError(f"--images must be in 1..10 (there are 10 bundled images), got {args.images}")
+    if args.steps < 0 or not args.nu > 0:
+        raise UsageError(f"need --steps ≥ 0 and --nu > 0, got {args.steps} and {args.nu}")
+    if not str(args.out).lower().endswith(".png"):
+        raise UsageError(f"--out must be a .png path, got {args.out}")
+    check_backbones(args.backbones)
     rows, x, outputs = run_demo(args.backbones, args.nu, args.steps, args.seed)
-    if not rows:
-        print("no packaged backbone weights found; reinstall adaaug from a wheel that includes weights/")
-        return 1
     print(f"AdA, ν = {args.nu}, M = {args.steps} steps, SSIM threshold {paper.CIFAR10_SSIM_THRESHOLD}, "
           f"packaged ResNet-20 on {x.shape[0]} bundled CIFAR-10 test images")
-    print(f"{'backbone':<9}{'clean loss':>11}{'AdA loss':>10}{'flips':>8}{'SSIM':>7}{'min SSIM':>10}{'mean γ':>8}")
+    print(f"{'backbone':<10}{'clean loss':>11}{'AdA loss':>10}{'flips':>8}{'SSIM':>7}{'min SSIM':>10}{'mean γ':>8}")
     for name, r in rows.items():
-        print(f"{name:<9}{r['clean_loss']:>11.3f}{r['ada_loss']:>10.3f}{r['flips']:>5}/{r['n']:<2}"
+        print(f"{name:<10}{r['clean_loss']:>11.3f}{r['ada_loss']:>10.3f}{r['flips']:>5}/{r['n']:<2}"
               f"{r['ssim']:>7.3f}{r['ssim_min']:>10.3f}{r['gamma']:>8.3f}")
     save_figure(args.out, x, outputs, args.images, args.gain)
     print(f"wrote {args.out}")

@@ -126,13 +126,14 @@ def evaluate_corruptions(model: Union[nn.Module, Predictor], c_dir: str | os.Pat
     absent = [c for c in names if c not in cdir.names]
     if absent:
         raise FileNotFoundError(f"{cdir.root} has no data for {absent}; present: {cdir.names}")
+    from .progress import bar
+
     predict = as_predictor(model, batch_size, device)
-    errors = {}
-    for name in names:
-        errors[name] = []
-        for severity in paper.CORRUPTION_SEVERITIES:
-            src = cdir.source(name, severity, limit)
-            errors[name].append(100.0 - 100.0 * float(np.mean(predict(src) == src.labels)))
+    errors: dict[str, list[float]] = {name: [] for name in names}
+    jobs = [(name, s) for name in names for s in paper.CORRUPTION_SEVERITIES]
+    for name, severity in bar(jobs, desc=f"{cdir.root.name}", unit="set"):
+        src = cdir.source(name, severity, limit)
+        errors[name].append(100.0 - 100.0 * float(np.mean(predict(src) == src.labels)))
     ce = {c: float(np.mean(e)) for c, e in errors.items()}
     out: dict = {"errors": errors, "ce": {c: ce[c] for c in BENCHMARK if c in ce},
                  "extra": {c: ce[c] for c in EXTRA if c in ce}}
@@ -167,6 +168,20 @@ def evaluate_shift(model: Union[nn.Module, Predictor], spec: str | os.PathLike, 
             "n": len(src), "classes": len(columns) if columns else None}
 
 
+CLASSIFIER_ARCHS = ("resnet20", "preact_resnet50", "resnet50")
+
+
+def _check_packaged_classifier(name: str, tag: str) -> None:
+    """``ValueError`` naming the packaged classifiers when ``name``/``tag`` is not one of them."""
+    from ..weights import read_manifest
+
+    files = read_manifest().get("files", {})
+    packaged = [f"{n}:{t}" for n in CLASSIFIER_ARCHS for t in files.get(n, {})]
+    if name not in CLASSIFIER_ARCHS or tag not in files.get(name, {}):
+        raise ValueError(f"--weights {name}:{tag} is not a packaged classifier; packaged: "
+                         f"{', '.join(packaged) or 'none'} (a trained model of your own: --checkpoint FILE)")
+
+
 def load_model(arch: str | None = None, *, checkpoint: str | os.PathLike | None = None, weights: str | None = None,
                num_classes: int | None = None, normalize: str | None = None) -> nn.Module:
     """A classifier on [0, 1] images, eval mode.
@@ -183,6 +198,7 @@ def load_model(arch: str | None = None, *, checkpoint: str | os.PathLike | None 
         raise ValueError("give exactly one of checkpoint and weights")
     if weights is not None:
         name, _, tag = weights.partition(":")
+        _check_packaged_classifier(name, tag or "cifar10")
         if arch is not None and arch != name:
             raise ValueError(f"--weights {weights} is a {name}, but arch {arch!r} was requested")
         return load_classifier(name, tag or "cifar10")
@@ -280,37 +296,64 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="safetensors state_dict or torch checkpoint {'model': state_dict, ...}")
     src.add_argument("--weights", help="packaged classifier NAME[:TAG], e.g. resnet20 (tag cifar10)")
-    p.add_argument("--arch", help="resnet20, preact_resnet50 or resnet50 (default: from the checkpoint)")
-    p.add_argument("--num-classes", type=int, help="default: from the checkpoint, else 10")
-    p.add_argument("--normalize", choices=("cifar10", "imagenet"), help="input normalisation preset")
+    p.add_argument("--arch", help="resnet20, preact_resnet50 or resnet50 (default: recorded in the checkpoint)")
+    p.add_argument("--num-classes", type=int, help="number of classes (default: recorded in the checkpoint, else 10)")
+    p.add_argument("--normalize", choices=("cifar10", "imagenet"),
+                   help="input normalisation preset (default: recorded in the checkpoint, else by --arch)")
     p.add_argument("--data", required=True, help="clean test set: ImageFolder dir, *data.npy dir or cifar10:<root>")
-    p.add_argument("--cifar-c", help="CIFAR-10-C directory (<corruption>.npy + labels.npy)")
-    p.add_argument("--imagenet-c", help="ImageNet-C directory (npy or <corruption>/<severity>/<class>/ layout)")
-    p.add_argument("--cifar101", help="CIFAR-10.1 (ImageFolder or *data.npy + *labels.npy)")
-    p.add_argument("--imagenet-v2", help="ImageNet-v2 (ImageFolder; folders 0..999 are class indices)")
-    p.add_argument("--imagenet-r", help="ImageNet-R (ImageFolder of 200 wnids; needs --data with wnid folders)")
-    p.add_argument("--image-size", type=int, help="resize+centre-crop folder images to this size (ImageNet: 224)")
-    p.add_argument("--attacks", action="store_true", help="ℓ∞ (1/255, 2/255) and ℓ2 (0.5, 1.0) robust accuracy")
+    p.add_argument("--cifar-c", help="CIFAR-10-C directory (<corruption>.npy + labels.npy) (default: none)")
+    p.add_argument("--imagenet-c",
+                   help="ImageNet-C directory (npy or <corruption>/<severity>/<class>/ layout) (default: none)")
+    p.add_argument("--cifar101", help="CIFAR-10.1 (ImageFolder or *data.npy + *labels.npy) (default: none)")
+    p.add_argument("--imagenet-v2",
+                   help="ImageNet-v2 (ImageFolder; folders 0..999 are class indices) (default: none)")
+    p.add_argument("--imagenet-r",
+                   help="ImageNet-R (ImageFolder of 200 wnids; needs --data with wnid folders) (default: none)")
+    p.add_argument("--image-size", type=int,
+                   help="resize+centre-crop folder images to this size, e.g. 224 for ImageNet (default: no resizing)")
+    p.add_argument("--attacks", action="store_true",
+                   help="ℓ∞ (1/255, 2/255) and ℓ2 (0.5, 1.0) robust accuracy (default: off)")
     p.add_argument("--attack-method", choices=("auto", "autoattack", "pgd"), default="auto",
                    help="auto: AutoAttack for 32×32 images (CIFAR-10), 100-step PGD × 10 restarts otherwise")
-    p.add_argument("--attack-samples", type=int, help="attack only N evenly spaced clean test images")
+    p.add_argument("--attack-samples", type=int, help="attack only N evenly spaced clean test images (default: all)")
     p.add_argument("--pgd-steps", type=int, default=paper.IMAGENET_PGD_STEPS, help="PGD steps (paper: 100)")
     p.add_argument("--pgd-restarts", type=int, default=paper.IMAGENET_PGD_RESTARTS, help="PGD restarts (paper: 10)")
-    p.add_argument("--param-noise", type=float, nargs="+", metavar="ETA", help="η values, e.g. 0 0.02 0.04")
-    p.add_argument("--noise-samples", type=int, default=paper.PARAM_NOISE_SAMPLES)
-    p.add_argument("--limit", type=int, help="only N evenly spaced images of every set/severity (smoke tests)")
+    p.add_argument("--param-noise", type=float, nargs="+", metavar="ETA",
+                   help="Table 4: η values, e.g. 0 0.02 0.04 (default: no parameter-noise evaluation)")
+    p.add_argument("--noise-samples", type=int, default=paper.PARAM_NOISE_SAMPLES,
+                   help="perturbation draws averaged per η (paper: 50)")
+    p.add_argument("--limit", type=int, help="only N evenly spaced images of every set/severity (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seeds attacks and parameter noise")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
     p.add_argument("--device", help="default: cuda if available, else cpu")
     p.add_argument("--label", help="row label in the markdown table (default: checkpoint file name)")
     p.add_argument("--out", required=True, help="results JSON")
-    p.add_argument("--markdown", help="also write markdown tables here")
+    p.add_argument("--markdown", help="also write markdown tables here (default: stdout only)")
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    """Fail before any work when a given path is missing or a number is out of range (one line, exit 2)."""
+    from ..cli import UsageError
+
+    for flag in ("data", "cifar_c", "imagenet_c", "cifar101", "imagenet_v2", "imagenet_r", "checkpoint"):
+        value = getattr(args, flag, None)
+        if value and not str(value).startswith("cifar10:") and not Path(value).exists():
+            raise UsageError(f"--{flag.replace('_', '-')} {value} does not exist")
+    for flag in ("limit", "attack_samples", "image_size", "num_classes"):
+        value = getattr(args, flag, None)
+        if value is not None and value < 1:
+            raise UsageError(f"--{flag.replace('_', '-')} must be a positive integer, got {value}")
+    if args.batch_size < 1 or args.noise_samples < 1:
+        raise UsageError("--batch-size and --noise-samples must be positive integers")
+    if args.param_noise and any(not eta >= 0 for eta in args.param_noise):
+        raise UsageError(f"--param-noise values must be ≥ 0, got {args.param_noise}")
 
 
 def main(args: argparse.Namespace) -> int:
     from .attacks import evaluate_attacks
     from .param_noise import evaluate_param_noise
 
+    _check_paths(args)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = load_model(args.arch, checkpoint=args.checkpoint, weights=args.weights, num_classes=args.num_classes,
                        normalize=args.normalize).to(device)

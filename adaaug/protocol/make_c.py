@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -28,8 +27,11 @@ from .corruptions import ALL, corrupt
 CHUNK = 500  # images per seeded chunk; fixed so that outputs do not depend on memory settings
 
 
-def _write_corruption(images: np.ndarray, out: Path, name: str, params: str, seed: int, verbose: bool) -> float:
-    """Write ``out/<name>.npy`` (via a temporary file, renamed when complete); returns the seconds taken."""
+def _write_corruption(images: np.ndarray, out: Path, name: str, params: str, seed: int, tick=None) -> float:
+    """Write ``out/<name>.npy`` (via a temporary file, renamed when complete); returns the seconds taken.
+
+    ``tick``: called after each severity (progress).
+    """
     start = time.perf_counter()
     n, h, w = images.shape[:3]
     index = ALL.index(name)
@@ -41,13 +43,12 @@ def _write_corruption(images: np.ndarray, out: Path, name: str, params: str, see
             hi = min(lo + CHUNK, n)
             array[(severity - 1) * n + lo:(severity - 1) * n + hi] = corrupt(
                 images[lo:hi], name, severity, params=params, rng=rng)
+        if tick is not None:
+            tick(1)
     array.flush()
     del array
     os.replace(tmp, out / f"{name}.npy")
-    seconds = round(time.perf_counter() - start, 2)
-    if verbose:
-        print(f"{name}: {5 * n} images in {seconds:.1f} s", file=sys.stderr, flush=True)
-    return seconds
+    return round(time.perf_counter() - start, 2)
 
 
 def resolve_params(size: str, height: int, width: int) -> str:
@@ -75,6 +76,8 @@ def make_c(source, out: str | os.PathLike, *, size: str = "auto", seed: int = 0,
         corruptions: names from :data:`~adaaug.protocol.corruptions.ALL`; default all 19.
         workers: processes writing corruptions in parallel (1: in this process). Outputs do not
             depend on it.
+        verbose: a progress bar on stderr when bars are on (``adaaug make-c`` without ``--no-progress``,
+            or ``ADAAUG_PROGRESS=1``).
     """
     from .data import ImageSet, load_images
 
@@ -104,15 +107,24 @@ def make_c(source, out: str | os.PathLike, *, size: str = "auto", seed: int = 0,
     params = resolve_params(size, h, w)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(images, out, name, params, int(seed), verbose) for name in names]
-    if workers > 1 and len(names) > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+    jobs = [(images, out, name, params, int(seed)) for name in names]
+    from .progress import bar
 
-        with ProcessPoolExecutor(min(workers, len(names)), mp_context=multiprocessing.get_context("spawn")) as pool:
-            seconds = list(pool.map(_write_corruption, *zip(*jobs)))
-    else:
-        seconds = [_write_corruption(*job) for job in jobs]
+    with bar(total=5 * len(names), desc=f"make-c {params}", unit="severity") as progress:
+        if not verbose:
+            progress.disable = True
+        if workers > 1 and len(names) > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(min(workers, len(names)), mp_context=ctx) as pool:
+                futures = [pool.submit(_write_corruption, *job) for job in jobs]
+                for future in futures:
+                    future.add_done_callback(lambda _: progress.update(5))
+                seconds = [f.result() for f in futures]
+        else:
+            seconds = [_write_corruption(*job, tick=progress.update) for job in jobs]
     timings = dict(zip(names, seconds))
     np.save(out / "labels.npy", np.tile(data.labels.numpy().astype(np.int64), 5))
     meta = {"source": spec, "images": n, "height": h, "width": w, "params": params, "seed": int(seed),
@@ -128,8 +140,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", help="output directory for <corruption>.npy and labels.npy")
     p.add_argument("--size", choices=("cifar", "imagenet", "auto"), default="auto",
                    help="severity parameters: CIFAR-10-C (32×32) or ImageNet-C (224×224); auto picks by image size")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=int, help="use a seeded random subset of this many images")
+    p.add_argument("--seed", type=int, default=0, help="the same seed writes identical files")
+    p.add_argument("--limit", type=int, help="use a seeded random subset of this many images (default: all)")
     p.add_argument("--corruptions", nargs="+", choices=ALL, metavar="NAME",
                    help=f"subset of corruptions (default: all 19: {', '.join(ALL)})")
     p.add_argument("--workers", type=int, default=1, help="processes writing corruptions in parallel")

@@ -365,16 +365,20 @@ def report(results: dict) -> str:
 # ---- command line -------------------------------------------------------------------------------
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = MiniConfig(data="", dev="", out="")
-    p.epilog = ("example: adaaug mini-protocol --data ../shared/data/cifar10-jpeg-train.tar.gz "
-                "--dev ../shared/data/cifar10-jpeg-test-dev.tar.gz --out runs/mini  (about 50 min on 2 busy cores)")
-    p.add_argument("--data", required=True, help="training set: ImageFolder dir, cifar10:<root> or a .tar.gz")
-    p.add_argument("--dev", required=True, help="dev/test set scored clean and corrupted (same forms)")
+    p.epilog = ("example: adaaug mini-protocol --data cifar10:data/cifar10 --dev cifar10:data/cifar10 --out runs/mini "
+                "(CIFAR-10's training split to train, its test split to score; about an hour on 2 CPU cores)")
+    p.add_argument("--data", required=True,
+                   help="training set: ImageFolder dir, cifar10:<root> or a .tar.gz of an ImageFolder tree")
+    p.add_argument("--dev", required=True,
+                   help="test set scored clean and corrupted (same forms; cifar10:<root> reads the test split)")
     p.add_argument("--out", required=True, help="output directory (results.json, results.md, mce.png)")
     p.add_argument("--subset", type=lambda t: None if t == "all" else int(t), default=d.subset,
                    help=f"training images per method, or 'all' [{d.subset}]")
-    p.add_argument("--epochs", type=int, default=d.epochs, help=f"[{d.epochs}]")
-    p.add_argument("--methods", nargs="+", default=list(d.methods), help=f"[{' '.join(d.methods)}]")
-    p.add_argument("--seed", type=int, default=d.seed, help=f"[{d.seed}]")
+    p.add_argument("--epochs", type=int, default=d.epochs, help=f"training epochs per method [{d.epochs}]")
+    p.add_argument("--methods", nargs="+", default=list(d.methods),
+                   help=f"methods to train and compare [{' '.join(d.methods)}]")
+    p.add_argument("--seed", type=int, default=d.seed,
+                   help=f"seeds data subsets, training and corruptions [{d.seed}]")
     p.add_argument("--ada-steps", type=int, default=d.ada_steps, help=f"M [{d.ada_steps}; paper 10]")
     p.add_argument("--nu", type=float, default=d.nu, help=f"AdA relative radius ν [{d.nu}]")
     p.add_argument("--dev-limit", type=lambda t: None if t == "all" else int(t), default=d.dev_limit,
@@ -382,10 +386,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backbone", default=d.backbone, help=f"AdA corruption network [{d.backbone}]")
     p.add_argument("--backbone-weights", default=d.backbone_weights,
                    help=f"weights tag, .safetensors path, or 'none' (untrained) [{d.backbone_weights}]")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"[{d.batch_size}]")
-    p.add_argument("--lr", type=float, default=d.lr, help=f"[{d.lr}]")
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"[{d.weight_decay}]")
-    p.add_argument("--warmup-epochs", type=int, default=d.warmup_epochs, help=f"[{d.warmup_epochs}]")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"training batch [{d.batch_size}]")
+    p.add_argument("--lr", type=float, default=d.lr, help=f"base learning rate [{d.lr}]")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"SGD weight decay [{d.weight_decay}]")
+    p.add_argument("--warmup-epochs", type=int, default=d.warmup_epochs, help=f"linear warm-up epochs [{d.warmup_epochs}]")
     p.add_argument("--chunk-size", type=int, default=d.chunk_size, help=f"AdA nano-batch [{d.chunk_size}]")
     p.add_argument("--corruptions", nargs="+", default=list(d.corruptions), metavar="NAME",
                    help="subset of the 15 (mCE needs all) [all 15]")

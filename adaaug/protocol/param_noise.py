@@ -106,9 +106,10 @@ def evaluate_param_noise(model: nn.Module, clean: ImageSource, c_dir=None, *,
     with errors in percent; the -C entries are those of :func:`~adaaug.protocol.evaluate.evaluate_corruptions`.
     """
     from .evaluate import accuracy, evaluate_corruptions
+    from .progress import bar
 
     results = {}
-    for eta in etas:
+    for eta in bar(list(etas), desc="parameter noise", unit="η"):
         predictor = NoisyPredictor(model, eta, samples=samples, seed=seed, batch_size=batch_size, device=device)
         entry = {"clean_error": 100.0 - accuracy(predictor, clean)}
         if c_dir is not None:

@@ -19,8 +19,8 @@ from ..weights import DEFAULT_HUB_REPO, read_manifest, verify_sha256
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repo", default=DEFAULT_HUB_REPO, help="Hub model repo id")
     p.add_argument("--weights", default="weights", help="directory with manifest.json, .safetensors and cards")
-    p.add_argument("--message", default="Upload adaaug weights")
-    p.add_argument("--private", action="store_true")
+    p.add_argument("--message", default="Upload adaaug weights", help="commit message on the Hub")
+    p.add_argument("--private", action="store_true", help="create the Hub repo as private (default: public)")
 
 
 def publish(weights_dir: str | Path, repo: str, message: str, private: bool = False) -> str:
@@ -28,6 +28,9 @@ def publish(weights_dir: str | Path, repo: str, message: str, private: bool = Fa
     from huggingface_hub import HfApi
 
     weights_dir = Path(weights_dir)
+    if not (weights_dir / "manifest.json").is_file():
+        raise FileNotFoundError(f"{weights_dir} has no manifest.json; pass --weights DIR, the weights/ directory "
+                                f"of an adaaug checkout")
     manifest = read_manifest(weights_dir)
     files = [e["file"] for tags in manifest.get("files", {}).values() for e in tags.values()]
     if not files:

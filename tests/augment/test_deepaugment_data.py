@@ -41,14 +41,15 @@ def test_writes_same_layout_seeded(tmp_path, backbone):
     assert not (src / ".adaaug-cache.npz").exists(), "the source tree must not be written to"
 
 
-def test_refuses_non_empty_destination_and_same_directory(tmp_path):
+def test_refuses_non_empty_destination_and_same_directory(tmp_path, capsys):
     src = _folder(tmp_path / "src")
     dst = tmp_path / "dst"
     dst.mkdir()
     (dst / "keep.txt").write_text("x")
-    with pytest.raises(FileExistsError, match="--overwrite"):
-        cli_main(["deepaugment-data", str(src), str(dst), "--weights", "none"])
-    with pytest.raises(ValueError, match="differ from SRC"):
-        cli_main(["deepaugment-data", str(src), str(src), "--weights", "none"])
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        cli_main(["deepaugment-data", str(tmp_path / "missing"), str(tmp_path / "out"), "--weights", "none"])
+    # the command line turns each mistake into one line on stderr and exit status 2
+    for argv, message in ((["deepaugment-data", str(src), str(dst)], "--overwrite"),
+                          (["deepaugment-data", str(src), str(src)], "differ from SRC"),
+                          (["deepaugment-data", str(tmp_path / "missing"), str(tmp_path / "out")], "missing")):
+        assert cli_main(argv + ["--weights", "none"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("adaaug deepaugment-data: error: ") and message in err[0]

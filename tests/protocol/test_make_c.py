@@ -116,12 +116,19 @@ def test_cli_limit_and_subset(tmp_path):
     assert np.load(out / "labels.npy").shape == (20,)
 
 
-def test_imagenet_params_seeded_and_global_rng_untouched(tmp_path):
+_NEEDS_IMAGECORRUPTIONS = "params='imagenet' runs most corruptions through imagecorruptions (not a dependency)"
+
+
+@pytest.mark.parametrize("names", [("fog", "glass_blur", "gaussian_blur"),  # adaaug's own code
+                                   ("gaussian_noise", "motion_blur", "frost", "elastic_transform")])
+def test_imagenet_params_seeded_and_global_rng_untouched(tmp_path, names):
     """ImageNet-C values: imagecorruptions for most, own code for fog/glass/Gaussian blur."""
+    if "fog" not in names:
+        pytest.importorskip("imagecorruptions", reason=_NEEDS_IMAGECORRUPTIONS)
     images = _smooth_images(2, 64)
     np.random.seed(123)
     state = np.random.get_state()
-    for name in ("gaussian_noise", "motion_blur", "frost", "fog", "glass_blur", "gaussian_blur", "elastic_transform"):
+    for name in names:
         a = corrupt(images, name, 3, params="imagenet", rng=np.random.default_rng(0))
         b = corrupt(images, name, 3, params="imagenet", rng=np.random.default_rng(0))
         assert a.dtype == np.uint8 and a.shape == images.shape, name
@@ -133,11 +140,42 @@ def test_imagenet_params_seeded_and_global_rng_untouched(tmp_path):
         assert "pkg_resources" not in sys.modules  # the import shim for imagecorruptions is removed again
 
 
+def test_imagenet_params_without_imagecorruptions_say_what_to_install(monkeypatch):
+    from adaaug.protocol import corruptions as C
+
+    monkeypatch.setitem(sys.modules, "imagecorruptions", None)  # import fails as if not installed
+    monkeypatch.setitem(sys.modules, "imagecorruptions.corruptions", None)
+    with pytest.raises(ModuleNotFoundError, match="pip install imagecorruptions"):
+        C._imagecorruptions()
+
+
+def test_frost_textures_are_packaged_as_recorded():
+    """The six textures ship inside adaaug (no imagecorruptions needed) with the sha256 their README records."""
+    import hashlib
+    import re
+    from importlib import resources
+
+    from adaaug.protocol import corruptions as C
+
+    folder = resources.files("adaaug.protocol") / "frost"
+    recorded = dict(re.findall(r"\| (frost\d\.(?:png|jpg)) \| ([0-9a-f]{64}) \|", (folder / "README.md").read_text()))
+    assert len(recorded) == 6
+    for name, digest in recorded.items():
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
+    full, cifar = C._frost_textures(1.0), C._frost_textures(0.2)
+    assert [t.shape for t in full][:2] == [(600, 900, 3), (315, 560, 3)]
+    assert all(t.dtype == np.uint8 for t in full)
+    assert [t.shape[:2] for t in cifar][0] == (120, 180)  # CIFAR-10-C shrinks them to a fifth
+    image = np.full((1, 32, 32, 3), 100, np.uint8)
+    out = corrupt(image, "frost", 5, params="cifar", rng=np.random.default_rng(0))
+    assert out.shape == image.shape and not np.array_equal(out, image)
+
+
 def test_auto_size_picks_imagenet_for_large_images(tmp_path):
     src = _write_folder(tmp_path / "src", per_class=1, size=40, classes=1)
-    meta = make_c(str(src), tmp_path / "c", corruptions=["contrast"], verbose=False)
+    meta = make_c(str(src), tmp_path / "c", corruptions=["fog"], verbose=False)
     assert meta["params"] == "imagenet"
-    assert np.load(tmp_path / "c" / "contrast.npy").shape == (5, 40, 40, 3)
+    assert np.load(tmp_path / "c" / "fog.npy").shape == (5, 40, 40, 3)
 
 
 def test_bad_inputs(tmp_path):
@@ -189,6 +227,7 @@ _IMAGENET_VALUES = {
 def test_own_code_matches_imagecorruptions(name):
     """With ImageNet-C's values and the same random numbers, the batched code here gives
     imagecorruptions' output to within one grey level: only the parameter tables differ in CIFAR mode."""
+    pytest.importorskip("imagecorruptions", reason="the reference implementation, not a dependency")
     from PIL import Image
 
     from adaaug.protocol import corruptions as C
@@ -209,6 +248,7 @@ def test_own_code_matches_imagecorruptions(name):
 
 
 def test_motion_blur_kernel_matches_imagecorruptions():
+    pytest.importorskip("imagecorruptions", reason="the reference implementation, not a dependency")
     from adaaug.protocol import corruptions as C
 
     ref_module = C._imagecorruptions()
