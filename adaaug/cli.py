@@ -36,6 +36,7 @@ def _train_backbone_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int)
     p.add_argument("--resume", action="store_true", help="continue from <out>/<name>/checkpoint.pt")
+    p.add_argument("--init", help="start from this .safetensors file instead of a random initialisation")
     p.add_argument("--export", help="write <name>-<tag>.safetensors + card into this weights directory")
     p.add_argument("--tag", default="cifar10")
 
@@ -48,7 +49,8 @@ def _train_backbone_main(args: argparse.Namespace) -> int:
     out = Path(args.out) / args.name
     result = train_backbone(args.name, args.data, out, dev=args.dev, epochs=args.epochs,
                             batch_size=args.batch_size, lr=args.lr, subset=args.subset, seed=args.seed,
-                            resume=args.resume, threads=args.threads)
+                            resume=args.resume, threads=args.threads,
+                            init=args.init)
     print(json.dumps(result, indent=2))
     if args.export:
         command = "adaaug " + " ".join(sys.argv[1:])

@@ -175,7 +175,7 @@ def _build_pipeline(model: nn.Module, cfg: TrainConfig, generator: torch.Generat
     try:
         return AugmentationPipeline(model, cfg.method, preset=cfg.preset, backbone=cfg.backbone,
                                     ada_kwargs=cfg.ada_kwargs() if cfg.uses_ada else None,
-                                    deepaugment_prob=cfg.deepaugment_prob, jsd=cfg.jsd, generator=generator,
+                                    deepaugment_prob=cfg.deepaugment_share, jsd=cfg.jsd, generator=generator,
                                     weights=cfg.backbone_weights)
     except (ValueError, FileNotFoundError) as err:
         hint = (" (pass --backbone-weights with a tag listed in weights/manifest.json, a .safetensors path, or "
