@@ -239,7 +239,7 @@ def export_trained(name: str, run_dir: str | Path, weights_dir: str | Path, tag:
     """Export the final state of a run to ``weights_dir`` with a card (config, data, command, metrics).
 
     The card speaks to users: the data is described, not located, and local paths in ``command``
-    become placeholders (:func:`user_command`). ``notes``: free text for the card (e.g. how the run
+    become placeholders (:func:`user_command`). ``notes``: free text, the card's ``note`` (e.g. how the run
     was started).
     """
     from ..weights import export_weights
@@ -252,5 +252,5 @@ def export_trained(name: str, run_dir: str | Path, weights_dir: str | Path, tag:
     if "dev" in result:
         card["dev_split"] = DEV_SPLIT
     if notes:
-        card["notes"] = notes
+        card["note"] = notes
     return export_weights(model, name, tag, weights_dir, card)
