@@ -196,3 +196,22 @@ def test_bad_configuration_raises(nets):
         DeepAugment(EDSR(num_blocks=3, features=4))
     with pytest.raises(TypeError, match="list or tuple"):
         DeepAugment(nets["cae"], ops="negate")
+
+
+def test_default_share_of_processed_samples_matches_the_reference():
+    """Hendrycks et al. train on clean ∪ copies (EDSR, CAE): a uniformly drawn sample is processed k/(k+1)."""
+    from fractions import Fraction
+
+    from adaaug import paper
+    from adaaug.augment.compose import AugmentationPipeline
+    from adaaug.protocol.train_config import TrainConfig
+
+    for k in (1, 2, 3):  # enumerate one clean set of 6 images and k processed copies of it
+        pool = [False] * 6 + [True] * (6 * k)
+        assert paper.deepaugment_share(k) == pytest.approx(float(Fraction(sum(pool), len(pool))))
+    assert paper.DEEPAUGMENT_PROBABILITY == pytest.approx(2 / 3)
+    assert TrainConfig(deepaugment_data=["edsr-copy", "cae-copy"]).deepaugment_share == pytest.approx(2 / 3)
+    assert TrainConfig(deepaugment_data="one-copy").deepaugment_share == pytest.approx(1 / 2)
+    assert TrainConfig(deepaugment_data="one-copy", deepaugment_prob=0.3).deepaugment_share == 0.3
+    pipe = AugmentationPipeline(torch.nn.Identity(), "deepaugment")
+    assert pipe.source.prob == pytest.approx(2 / 3)
