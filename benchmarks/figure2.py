@@ -32,8 +32,8 @@ NU = {"edsr": [0.0075, 0.009375, 0.01125, 0.013125, 0.015],  # Figure 2, EDSR pa
 AXES = {"edsr": (0.90, 1.00), "cae": (0.0, 1.0)}              # the x-axes of Figure 2's panels
 PAPER = {  # what the paper states about each panel (Figure 2 caption and Section 3)
     ("edsr", 0.0075): "highly concentrated around 0.99",
-    "edsr": "density dissipates rapidly as ν grows; whole panel on SSIM 0.90–1.00",
-    "cae": "density shifts lower as ν grows; support much wider than EDSR's (panel on SSIM 0–1)",
+    "edsr": "increasing ν slightly dissipates density rapidly",
+    "cae": "increasing ν shifts the density lower; support much wider than EDSR's",
 }
 
 
@@ -90,9 +90,10 @@ def render(results: dict, out: Path) -> None:
         "",
         "SSIM(x, x') between clean CIFAR-10 test images and their AdA images, **before the line search**",
         f"(`ssim_threshold=None`), M = {meta['steps']}, the packaged weights against the packaged ResNet-20;",
-        f"N images ({meta['data']}; the smaller set is a subset of the larger), seed {meta['seed']}. SSIM is",
+        f"N images, {meta['data']} (the smaller set is part of the larger one), seed {meta['seed']}. SSIM is",
         "App. F.1's (11×11 Gaussian window, σ = 1.5). \"δ = 0\" is the mean SSIM(x, c_φ(x)) of the unperturbed",
-        "network. The paper gives Figure 2 as densities only; its statements about them are quoted.",
+        "network. The paper gives Figure 2 as densities only (EDSR's panel spans SSIM 0.90–1.00, CAE's 0–1);",
+        "its statements about them are quoted.",
         "",
         "| backbone | ν | N | median | 10th pct | mean | min | δ = 0 | paper (Figure 2, Section 3) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -171,7 +172,7 @@ def main() -> None:
     data = load_images(args.data).subset(args.images, args.seed)
     x, y = data.images.float().div(255), data.labels
     results["meta"] = {"steps": args.steps, "seed": args.seed,
-                       "data": "CIFAR-10 test images re-encoded as JPEG quality 75, a seeded random subset",
+                       "data": "a seeded random subset of CIFAR-10 test images re-encoded as JPEG quality 75",
                        "machine": _machine(args.threads), "commit": _commit(),
                        "date": datetime.date.today().isoformat()}
 
