@@ -74,6 +74,8 @@ def _train_backbone_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seeds initialisation, data order and masks")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/<name>/checkpoint.pt")
+    p.add_argument("--init", help="start from this .safetensors file instead of a random initialisation "
+                                  "(default: random)")
     p.add_argument("--export", help="write <name>-<tag>.safetensors + card into this weights directory "
                                     "(default: do not export)")
     p.add_argument("--tag", default="cifar10", help="weights tag written by --export")
@@ -90,7 +92,8 @@ def _train_backbone_main(args: argparse.Namespace) -> int:
     out = Path(args.out) / args.name
     result = train_backbone(args.name, args.data, out, dev=args.dev, epochs=args.epochs,
                             batch_size=args.batch_size, lr=args.lr, subset=args.subset, seed=args.seed,
-                            resume=args.resume, threads=args.threads, progress=args.progress)
+                            resume=args.resume, threads=args.threads, progress=args.progress,
+                            init=args.init)
     print(json.dumps(result, indent=2))
     if args.export:
         command = "adaaug " + " ".join(sys.argv[1:])

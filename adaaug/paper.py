@@ -63,7 +63,20 @@ AUGMIX_ENHANCE_MAX = 1.8             # enhance factor = level · 1.8 / 10 + 0.1 
 AUGMIX_ENHANCE_MIN = 0.1
 
 # DeepAugment (Hendrycks et al., ICCV 2021; shared/docs/deepaugment.md) ----------------
-DEEPAUGMENT_PROBABILITY = 0.5        # chance of drawing the DeepAugment copy of a sample (App. E.5)
+# Chance of drawing a DeepAugment-processed sample instead of the clean one (App. E.5: "as
+# in Hendrycks et al."). The reference trains on the concatenation of the clean set and its
+# processed copies (EDSR and CAE), so with k copies a sample is processed k/(k + 1) of the
+# time: 2/3 with the reference's two copies. adaaug applies the same rule to any number of
+# copies (``deepaugment_share``): with one copy, 1/2.
+DEEPAUGMENT_COPIES = 2               # processed copies in the reference: EDSR and CAE
+
+
+def deepaugment_share(copies: int = DEEPAUGMENT_COPIES) -> float:
+    """Share of processed samples when the clean set and ``copies`` processed copies are concatenated."""
+    return copies / (copies + 1)
+
+
+DEEPAUGMENT_PROBABILITY = deepaugment_share(DEEPAUGMENT_COPIES)  # 2/3
 DEEPAUGMENT_EDSR_NUM_OPS = 3         # weight operations per example (with repetition)
 DEEPAUGMENT_CAE_NUM_OPS = 1
 DEEPAUGMENT_EDSR_ACTIVATION_BLOCK = 5  # second activation distortion after this many residual blocks

@@ -86,3 +86,41 @@ def test_edsr_upsample_mode_keeps_any_size_and_equals_sr_then_resize():
 def test_edsr_rejects_unknown_mode():
     with pytest.raises(ValueError, match="mode"):
         EDSR(mode="sideways")
+
+
+def test_unet_is_plain_not_residual():
+    """Output = the last conv: with that conv zeroed the U-Net returns the constant 0, whatever the input."""
+    torch.manual_seed(0)
+    m = UNet().eval()
+    with torch.no_grad():
+        m.out.weight.zero_()
+        m.out.bias.zero_()
+        y = m(torch.rand(2, 3, 32, 32))
+    assert torch.equal(y, torch.zeros_like(y))
+
+
+def test_unet_output_is_the_out_conv_bias_when_the_decoder_is_silent():
+    """Independent check of the same: zero dec3 (the last hidden layer) → output = out.bias per channel."""
+    torch.manual_seed(1)
+    m = UNet().eval()
+    with torch.no_grad():
+        m.dec3.weight.zero_()
+        m.dec3.bias.zero_()
+        y = m(torch.rand(1, 3, 8, 8))
+    torch.testing.assert_close(y, m.out.bias.detach().view(1, 3, 1, 1).expand_as(y), rtol=0, atol=0)
+
+
+def test_cae_uses_pytorchs_default_leaky_relu_slope():
+    """DeepAugment's CAE uses nn.LeakyReLU() (slope 0.01): a negative pre-activation is scaled by 0.01."""
+    from adaaug.backbones import cae as cae_module
+
+    assert cae_module.LEAKY_SLOPE == nn.LeakyReLU().negative_slope == 0.01
+    m = CAE().eval()
+    with torch.no_grad():  # a residual block with identity-like weights: conv1 = -I → LeakyReLU → conv2 = I
+        block = m.enc_blocks[0]
+        for conv, sign in ((block.conv1, -1.0), (block.conv2, 1.0)):
+            conv.weight.zero_()
+            conv.bias.zero_()
+            conv.weight[:, :, 1, 1] = sign * torch.eye(128)
+        h = torch.rand(1, 128, 4, 4) + 0.1  # positive, so conv1 makes it negative
+        torch.testing.assert_close(block(h), h + 0.01 * (-h), rtol=1e-6, atol=1e-6)

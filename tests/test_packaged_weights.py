@@ -53,3 +53,32 @@ def test_installed_package_carries_the_weights(tmp_path):
                          timeout=300)
     assert out.stdout.startswith("OK"), out.stdout + out.stderr
     assert sorted(MANIFEST.get("files", {})) == eval(out.stdout.split(" ", 2)[2])
+
+
+def _delta0_ssim(name: str) -> float:
+    """Mean SSIM(x, c_φ(x)) of the packaged backbone with δ = 0 on the 10 bundled sample images."""
+    from adaaug.line_search import ssim
+    from adaaug.protocol.demo import load_samples
+
+    x, _, _ = load_samples()
+    with torch.no_grad():
+        return float(ssim(x, load_backbone(name, "cifar10")(x).clamp(0, 1)).mean())
+
+
+@pytest.mark.parametrize("name, floor", [("edsr", 0.98), ("unet", 0.95)])
+def test_unperturbed_backbones_reproduce_their_input(name, floor, monkeypatch):
+    """EDSR (an upsampler resized back) and the plain U-Net return images close to their input at δ = 0,
+    so every change AdA makes comes from δ (the paper's Figure 2: EDSR at small ν concentrates near 0.99)."""
+    if "cifar10" not in MANIFEST.get("files", {}).get(name, {}):
+        pytest.skip(f"no packaged cifar10 weights for {name}")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert _delta0_ssim(name) >= floor
+
+
+def test_edsr_down_loses_detail_at_delta0(monkeypatch):
+    """The downsample-first construction (adaaug 0.1's 'edsr') shares EDSR's weights and is clearly lossier."""
+    if "cifar10" not in MANIFEST.get("files", {}).get("edsr-down", {}):
+        pytest.skip("no packaged cifar10 weights for edsr-down")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert MANIFEST["files"]["edsr-down"]["cifar10"]["file"] == MANIFEST["files"]["edsr"]["cifar10"]["file"]
+    assert _delta0_ssim("edsr-down") < _delta0_ssim("edsr") - 0.03

@@ -200,7 +200,9 @@ class AugmentationPipeline:
             protocol (``AdversarialAugment.cifar10`` / ``.imagenet``).
         backbone: AdA corruption network (passed to ``AdversarialAugment``).
         ada_kwargs: overrides for the AdA preset (e.g. ``steps``, ``nu``, ``chunk_size``).
-        deepaugment_prob: probability of taking the DeepAugment copy of a sample (0.5).
+        deepaugment_prob: probability of taking the DeepAugment copy of a sample (2/3: the share
+            of processed samples when the clean set and the reference's two copies, EDSR and CAE,
+            are concatenated, as in Hendrycks et al.; pass 0.5 for a single copy, the same rule).
         augmix_kwargs: arguments of :class:`adaaug.augment.augmix.AugMix`.
         jsd: with AugMix, return the clean/augmix/augmix triple for the JSD loss.
         generator: ``torch.Generator`` shared by every stage (``None``: global RNG).

@@ -24,8 +24,11 @@ per-example masks and permutations. The operations themselves are in
 :mod:`adaaug.augment.deepaugment_ops`.
 
 The output is clamped to [0, 1] (NaN/Inf from extreme distortions are mapped to 0/1
-first, so it is always finite). Images keep their size (EDSR: ×2 downsampling then ×2
-super-resolution, as the AdA backbone does; the CAE needs H, W divisible by 4).
+first, so it is always finite). Images keep their size. EDSR runs as an upsampler, as in
+the reference (which super-resolves the clean image and resizes the result for
+training): the distorted network super-resolves ``x`` itself ×2, and the result is
+resized back to ``H×W`` with the antialiased bilinear kernel (the ``edsr`` backbone's
+construction, :mod:`adaaug.backbones.edsr`). The CAE needs H, W divisible by 4.
 """
 from __future__ import annotations
 
@@ -106,7 +109,7 @@ class DeepAugment:
         latent_ops: CAE latent operations (default all eight; ``()`` turns them off).
         chunk_size: examples per ``vmap`` chunk (memory ∝ chunk_size × distorted layers).
 
-    ``da(x)``: ``x`` ``N×3×H×W``, float in [0, 1] or uint8 (H, W even for EDSR, multiples
+    ``da(x)``: ``x`` ``N×3×H×W``, float in [0, 1] or uint8 (any H, W for EDSR, multiples
     of 4 for the CAE) → distorted images, same shape, dtype and device, in [0, 1].
     """
 
@@ -235,8 +238,7 @@ class DeepAugment:
     def _edsr(self, x: torch.Tensor, pe: dict[str, torch.Tensor], g: torch.Generator | None) -> torch.Tensor:
         model: EDSR = self.module  # type: ignore[assignment]
         m, a = x.shape[0], paper.DEEPAUGMENT_EDSR_ACTIVATION_BLOCK
-        low = model.downsample(x) - model.rgb_mean
-        h = self._segment(lambda mod, t: mod.head(t), pe, low)
+        h = self._segment(lambda mod, t: mod.head(t), pe, x - model.rgb_mean)
         h = ops_mod.apply_activation_ops(h, self._draw(self.head_ops, m, g), self.head_ops, ops_mod.EDSR_HEAD_OPS, g)
 
         def first(mod: EDSR, r: torch.Tensor) -> torch.Tensor:
@@ -264,7 +266,9 @@ class DeepAugment:
             r = torch.nn.functional.pixel_shuffle(mod.upsample(r), mod.scale)
             return mod.tail(r) + mod.rgb_mean
 
-        return self._segment(second, pe, r, h, keep)
+        high = self._segment(second, pe, r, h, keep)  # m×3×2H×2W
+        high = torch.nan_to_num(high, nan=0.0, posinf=1.0, neginf=0.0).clamp(0, 1)
+        return model.downsample(high, size=tuple(x.shape[-2:]))
 
     def _cae(self, x: torch.Tensor, pe: dict[str, torch.Tensor], g: torch.Generator | None) -> torch.Tensor:
         m = x.shape[0]
@@ -277,7 +281,7 @@ class DeepAugment:
     # ---- call ------------------------------------------------------------------------------------
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Distort ``x`` (``N×3×H×W``, [0, 1] float or uint8); one independent draw per example."""
-        check_images(x, channels=3, multiple_of=2 if self.kind == "edsr" else 4, name="x")
+        check_images(x, channels=3, multiple_of=1 if self.kind == "edsr" else 4, name="x")
         g = generator if generator is not None else self.generator
         if g is not None and not isinstance(g, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator, got {type(g).__name__}")

@@ -4,7 +4,7 @@ Encoder: 5×5/2 conv 3→64, 5×5/2 conv 64→128, three residual blocks (two 3�
 128→128 convs each), 5×5 conv 128→32 with tanh: the latent, binarised to ±1.
 Decoder: 3×3 conv 32→64, 2×2/2 transposed conv 64→128, three residual blocks,
 3×3 conv 128→32, 2×2/2 transposed conv 32→256, 3×3 conv 256→16, 3×3 conv 16→3
-with tanh. LeakyReLU between convs. 2,241,859 parameters, the count in App. B.1.
+with tanh. LeakyReLU (slope 0.01, PyTorch's default, as in DeepAugment) between convs. 2,241,859 parameters, the count in App. B.1.
 
 Maps a [0, 1] image ``N×3×H×W`` (H, W divisible by 4) to the same size.
 Binarisation: in training mode stochastic, P(+1) = (1 + z) / 2; in eval mode
@@ -17,7 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-_SLOPE = 0.2  # LeakyReLU negative slope
+# LeakyReLU negative slope: PyTorch's default, as in DeepAugment's CAE (nn.LeakyReLU()).
+# adaaug 0.1 used 0.2.
+LEAKY_SLOPE = 0.01
 
 
 class CAEResBlock(nn.Module):
@@ -29,7 +31,7 @@ class CAEResBlock(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.leaky_relu(self.conv1(x), _SLOPE))
+        return x + self.conv2(F.leaky_relu(self.conv1(x), LEAKY_SLOPE))
 
 
 def binarize(z: torch.Tensor, stochastic: bool, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -64,21 +66,21 @@ class CAE(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """[0, 1] image → latent in (-1, 1), ``N×32×H/4×W/4`` (before binarisation)."""
-        h = F.leaky_relu(self.enc1(2 * x - 1), _SLOPE)
-        h = F.leaky_relu(self.enc2(h), _SLOPE)
+        h = F.leaky_relu(self.enc1(2 * x - 1), LEAKY_SLOPE)
+        h = F.leaky_relu(self.enc2(h), LEAKY_SLOPE)
         for block in self.enc_blocks:
             h = block(h)
         return torch.tanh(self.enc_out(h))
 
     def decode(self, code: torch.Tensor) -> torch.Tensor:
         """Binary code ``N×32×h×w`` → [0, 1] image ``N×3×4h×4w``."""
-        h = F.leaky_relu(self.dec1(code), _SLOPE)
-        h = F.leaky_relu(self.dec_up1(h), _SLOPE)
+        h = F.leaky_relu(self.dec1(code), LEAKY_SLOPE)
+        h = F.leaky_relu(self.dec_up1(h), LEAKY_SLOPE)
         for block in self.dec_blocks:
             h = block(h)
-        h = F.leaky_relu(self.dec2(h), _SLOPE)
-        h = F.leaky_relu(self.dec_up2(h), _SLOPE)
-        h = F.leaky_relu(self.dec3(h), _SLOPE)
+        h = F.leaky_relu(self.dec2(h), LEAKY_SLOPE)
+        h = F.leaky_relu(self.dec_up2(h), LEAKY_SLOPE)
+        h = F.leaky_relu(self.dec3(h), LEAKY_SLOPE)
         return (torch.tanh(self.dec_out(h)) + 1) / 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -3,6 +3,13 @@
 Two-layer encoder (16, 32 filters), three-layer decoder (64, 32, 16 filters), skip
 connections by concatenation, a 3×3 output conv: 58,627 parameters, the count in
 App. B.1. Maps a [0, 1] image ``N×3×H×W`` (H, W divisible by 4) to the same size.
+
+The output is the last conv itself (a plain U-Net): the image is rebuilt by the
+network, not added to its input. App. E.6 trains the U-Net to fill in zeroed
+pixels, and nothing there makes it residual; a residual ``x + out(u)`` would pass
+images through almost unchanged under any weight perturbation (adaaug 0.1 had
+that: at ν = 0.015 SSIM ≈ 0.998), whereas the paper's AdA(U-Net) changes images
+enough to matter for robustness.
 """
 from __future__ import annotations
 
@@ -38,4 +45,4 @@ class UNet(nn.Module):
         u = F.relu(self.dec2(torch.cat([u, s2], dim=1)))  # H/2
         u = F.interpolate(u, scale_factor=2.0, mode="nearest")
         u = F.relu(self.dec3(torch.cat([u, s1], dim=1)))  # H
-        return x + self.out(u)
+        return self.out(u)

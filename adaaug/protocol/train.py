@@ -177,7 +177,7 @@ def build_model(cfg: TrainConfig, env: D.DistEnv, rt: Runtime, data: TrainData, 
     try:
         pipe = AugmentationPipeline(model, cfg.method, preset=cfg.preset, backbone=cfg.backbone,
                                     ada_kwargs=cfg.ada_kwargs() if cfg.uses_ada else None,
-                                    deepaugment_prob=cfg.deepaugment_prob, jsd=cfg.jsd, generator=aug_gen,
+                                    deepaugment_prob=cfg.deepaugment_share, jsd=cfg.jsd, generator=aug_gen,
                                     weights=cfg.backbone_weights)
     except (ValueError, FileNotFoundError) as err:
         hint = (" (pass --backbone-weights with a tag listed in weights/manifest.json, a .safetensors path, or "

@@ -6,11 +6,15 @@ Objectives per backbone:
   fraction drawn per image); loss = mean |Δ| + 0.5·0.1 · mean Δ².
 - ``vqvae``: the standard VQ-VAE loss (reconstruction MSE + 0.25 · commitment),
   codebook by EMA.
-- ``edsr``: ×2 super-resolution of the ×2-downsampled image, L1 loss.
+- ``edsr`` / ``edsr-down``: ×2 super-resolution of the ×2-downsampled image, L1 loss:
+  ``super_resolve(downsample(x))`` against ``x``, whichever way the backbone is run
+  as a corruption network (``model(x)`` of ``edsr`` is the upsample-then-resize-back
+  construction, not the training task). Dev metric: the same ×2 SR quality.
 - ``cae``: reconstruction, MSE loss, stochastic binarisation of the latent.
 
-Adam with a cosine-decayed learning rate, random horizontal flips, a checkpoint
-written atomically after every epoch, ``--resume`` to continue.
+Adam with a one-cycle cosine learning rate, random horizontal flips, a checkpoint
+written atomically after every epoch, ``--resume`` to continue, ``init`` to start
+from existing weights (a safetensors file) instead of a random initialisation.
 """
 from __future__ import annotations
 
@@ -47,11 +51,29 @@ def backbone_loss(name: str, model: nn.Module, x: torch.Tensor, generator: torch
         return d.abs().mean() + UNET_MSE_WEIGHT * d.pow(2).mean()
     if name == "vqvae":
         return model.loss(x)[0]
-    if name == "edsr":
-        return F.l1_loss(model(x), x)
+    if name in ("edsr", "edsr-down"):
+        return F.l1_loss(model.super_resolve(model.downsample(x)), x)
     if name == "cae":
         return F.mse_loss(model(x), x)
-    raise ValueError(f"no training objective for backbone {name!r}; known: unet, vqvae, edsr, cae")
+    raise ValueError(f"no training objective for backbone {name!r}; known: unet, vqvae, edsr, edsr-down, cae")
+
+
+class SuperResolution(nn.Module):
+    """EDSR's training task as a module: ``x`` → ``super_resolve(downsample(x))`` (same size as ``x``)."""
+
+    def __init__(self, edsr: nn.Module) -> None:
+        super().__init__()
+        self.edsr = edsr
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.edsr.super_resolve(self.edsr.downsample(x))
+
+
+def dev_quality(name: str, model: nn.Module, images: torch.Tensor) -> dict:
+    """Dev PSNR/SSIM of the backbone's training task: ×2 SR for EDSR, ``model(x)`` otherwise."""
+    if name in ("edsr", "edsr-down"):
+        return reconstruction_quality(SuperResolution(model), images)
+    return reconstruction_quality(model, images)
 
 
 @torch.no_grad()
@@ -103,11 +125,16 @@ def bicubic_baseline(images: torch.Tensor, downsample) -> dict:
 def train_backbone(name: str, data: str, out: str | Path, *, dev: str | None = None, epochs: int = 10,
                    batch_size: int = 128, lr: float = 1e-3, subset: int | None = None, seed: int = 0,
                    resume: bool = False, threads: int | None = None, progress: bool = True,
-                   stop_after: int | None = None) -> dict:
+                   stop_after: int | None = None, init: str | Path | None = None,
+                   dev_epoch_images: int | None = 1000) -> dict:
     """Train backbone ``name`` on ``data``; checkpoints and a metrics JSONL go to ``out``.
 
     Returns the final dev metrics (if ``dev`` is given) and the wall time.
     ``stop_after`` ends the run after that many epochs (as if killed; resume later).
+    ``init``: a safetensors file to start from (e.g. the packaged weights) instead of a
+    random initialisation; ignored when resuming from a checkpoint.
+    ``dev_epoch_images``: the per-epoch dev metrics use this many dev images (a fixed
+    random subset; ``None``: all); the final metrics always use the whole dev set.
     """
     from tqdm import tqdm
 
@@ -117,8 +144,18 @@ def train_backbone(name: str, data: str, out: str | Path, *, dev: str | None = N
     out.mkdir(parents=True, exist_ok=True)
     train = load_images(data).subset(subset, seed)
     dev_set: ImageSet | None = load_images(dev, train=False) if dev else None
+    dev_epoch = None
+    if dev_set is not None:
+        dev_epoch = dev_set.images
+        if dev_epoch_images is not None and dev_epoch_images < len(dev_epoch):
+            pick = torch.randperm(len(dev_epoch), generator=torch.Generator().manual_seed(0))[:dev_epoch_images]
+            dev_epoch = dev_epoch[pick]
     torch.manual_seed(seed)
     model = build_backbone(name).train()
+    if init is not None:
+        from ..weights import load_safetensors_into
+
+        load_safetensors_into(model, init)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     steps_per_epoch = math.ceil(len(train) / batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch,
@@ -153,8 +190,8 @@ def train_backbone(name: str, data: str, out: str | Path, *, dev: str | None = N
             bar.set_postfix(loss=f"{total / count:.4f}", refresh=False)
         wall += time.time() - t0
         record = {"epoch": epoch + 1, "train_loss": total / max(count, 1), "wall_s": round(wall, 1)}
-        if dev_set is not None:
-            record.update(reconstruction_quality(model, dev_set.images))
+        if dev_epoch is not None:
+            record.update(dev_quality(name, model, dev_epoch), dev_images=len(dev_epoch))
         log.write(json.dumps(record) + "\n")
         log.flush()
         print(json.dumps(record), flush=True)
@@ -166,8 +203,9 @@ def train_backbone(name: str, data: str, out: str | Path, *, dev: str | None = N
     model.eval()
     result = {"name": name, "epochs": epochs, "train_images": len(train), "wall_s": round(wall, 1)}
     if dev_set is not None:
-        result["dev"] = reconstruction_quality(model, dev_set.images)
-        if name == "edsr":
+        result["dev"] = dev_quality(name, model, dev_set.images)
+        if name in ("edsr", "edsr-down"):
+            result["dev_identity"] = reconstruction_quality(model, dev_set.images)
             result["dev_bicubic"] = bicubic_baseline(dev_set.images, model.downsample)
         if name == "unet":
             result["dev_completion"] = completion_quality(model, dev_set.images)
@@ -176,14 +214,43 @@ def train_backbone(name: str, data: str, out: str | Path, *, dev: str | None = N
     return result
 
 
+TRAINING_DATA = ("CIFAR-10 training split (50,000 images) re-encoded as JPEG quality 75; not bit-identical "
+                 "to CIFAR-10")
+DEV_SPLIT = ("5,000 images of the CIFAR-10 test split (500 per class) re-encoded as JPEG quality 75, "
+             "used as a development split")
+_PLACEHOLDERS = {"--data": "<CIFAR-10 train dir>", "--dev": "<CIFAR-10 test dir>"}
+
+
+def user_command(command: str) -> str:
+    """``command`` with local paths replaced by placeholders (``--data``, ``--dev``) or file names (``--init``)."""
+    words, out = command.split(), []
+    for i, word in enumerate(words):
+        prev = words[i - 1] if i else ""
+        if prev in _PLACEHOLDERS:
+            word = _PLACEHOLDERS[prev]
+        elif prev == "--init":
+            word = Path(word).name
+        out.append(word)
+    return " ".join(out)
+
+
 def export_trained(name: str, run_dir: str | Path, weights_dir: str | Path, tag: str, result: dict,
-                   command: str) -> Path:
-    """Export the final state of a run to ``weights_dir`` with a card (config, data, command, metrics)."""
+                   command: str, notes: str | None = None) -> Path:
+    """Export the final state of a run to ``weights_dir`` with a card (config, data, command, metrics).
+
+    The card speaks to users: the data is described, not located, and local paths in ``command``
+    become placeholders (:func:`user_command`). ``notes``: free text, the card's ``note`` (e.g. how the run
+    was started).
+    """
     from ..weights import export_weights
 
     model = build_backbone(name)
     model.load_state_dict(torch.load(Path(run_dir) / "final_state.pt", weights_only=True))
     card = {"architecture": type(model).__name__, "config": getattr(model, "config", {}),
-            "training_data": "CIFAR-10 training split, JPEG re-encoded (../shared/data); not bit-identical "
-                             "to CIFAR-10", "command": command, **{k: v for k, v in result.items() if k != "name"}}
+            "training_data": TRAINING_DATA, "command": user_command(command),
+            **{k: v for k, v in result.items() if k != "name"}}
+    if "dev" in result:
+        card["dev_split"] = DEV_SPLIT
+    if notes:
+        card["note"] = notes
     return export_weights(model, name, tag, weights_dir, card)

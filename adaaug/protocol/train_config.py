@@ -103,6 +103,8 @@ class TrainConfig:
             Hendrycks et al. (2020a) use two copies, EDSR and CAE; a string is one copy.
         deepaugment_prob: probability of drawing a sample from a DeepAugment copy instead of the
             clean set (App. E.5); with several copies, one is picked uniformly per sample.
+            ``None`` (default): the reference's share k/(k + 1) for k copies, as when the clean
+            set and the copies are concatenated (2/3 with EDSR + CAE, 1/2 with one copy).
         jsd: AugMix's Jensen–Shannon consistency loss (three views per image); AugMix methods only.
         epochs: training epochs (300 / 90). Preset.
         batch_size: global batch over all processes (1024 / 4096); divisible by the world size. Preset.
@@ -144,7 +146,7 @@ class TrainConfig:
     ssim_threshold: float | None = None
     line_search: bool = True
     deepaugment_data: str | list[str] | None = None
-    deepaugment_prob: float = 0.5
+    deepaugment_prob: float | None = None
     jsd: bool = True
     epochs: int | None = None
     batch_size: int | None = None
@@ -226,6 +228,13 @@ class TrainConfig:
         return [] if d is None else [d] if isinstance(d, str) else list(d)
 
     @property
+    def deepaugment_share(self) -> float:
+        """``deepaugment_prob``, or the reference's k/(k + 1) for k copies when it is ``None``."""
+        if self.deepaugment_prob is not None:
+            return float(self.deepaugment_prob)
+        return paper.deepaugment_share(max(len(self.deepaugment_dirs), 1))
+
+    @property
     def uses_ada(self) -> bool:
         return "ada" in self.method.split("+")
 
@@ -290,7 +299,8 @@ class TrainConfig:
         _real("nu", self.nu, low=0, low_open=True)
         _real("step_scale", self.step_scale, low=0, low_open=True)
         _real("ssim_threshold", self.ssim_threshold, low=0, high=1, low_open=True)
-        _real("deepaugment_prob", self.deepaugment_prob, low=0, high=1)
+        if self.deepaugment_prob is not None:
+            _real("deepaugment_prob", self.deepaugment_prob, low=0, high=1)
         for name in ("download", "line_search", "jsd", "nesterov", "sync_bn", "progress", "resume", "skip_bad_images"):
             _type(name, getattr(self, name), bool)
         for name in ("amp", "channels_last"):
@@ -453,7 +463,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--step-scale", type=float, default=S, help="multiplies AdA's η [1 / 10/3]")
     g.add_argument("--ssim-threshold", type=float, default=S, help="line-search threshold t [0.3 / 0.7]")
     g.add_argument("--line-search", action=argparse.BooleanOptionalAction, default=S, help="SSIM line search [on]")
-    g.add_argument("--deepaugment-prob", type=float, default=S, help="chance of a DeepAugment sample [0.5]")
+    g.add_argument("--deepaugment-prob", type=float, default=S, help="chance of a DeepAugment sample [k/(k+1) for k copies]")
     g.add_argument("--jsd", action=argparse.BooleanOptionalAction, default=S, help="AugMix JSD loss [on]")
     g = p.add_argument_group("optimisation")
     g.add_argument("--arch", default=S, help=f"resnet20, preact_resnet50 or resnet50 [{c['arch']} / {i['arch']}]")

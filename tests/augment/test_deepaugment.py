@@ -37,8 +37,23 @@ def _check_range(y: torch.Tensor) -> None:
 @pytest.mark.parametrize("kind", ["edsr", "cae"])
 def test_without_distortions_it_is_the_backbone(nets, images, kind):
     da = DeepAugment(nets[kind], generator=_gen(), **OFF[kind])
-    expected = nets[kind](images).clamp(0, 1)
+    net = nets[kind]
+    if kind == "edsr":  # upsampler: super-resolve x itself, clamp the image, resize back (antialiased bilinear)
+        high = net.super_resolve(images).clamp(0, 1)
+        assert high.shape[-2:] == (64, 64)
+        expected = F.interpolate(high, size=(32, 32), mode="bilinear", align_corners=False, antialias=True)
+    else:
+        expected = net(images).clamp(0, 1)
     torch.testing.assert_close(da(images), expected, rtol=0, atol=1e-6)
+
+
+def test_edsr_runs_as_an_upsampler_on_odd_sizes(nets):
+    """No downsampling first: any H, W works, and the output keeps the input's size."""
+    x = torch.rand(2, 3, 15, 21, generator=_gen(4))
+    y = DeepAugment(nets["edsr"], generator=_gen(), **OFF["edsr"])(x)
+    expected = F.interpolate(nets["edsr"].super_resolve(x).clamp(0, 1), size=(15, 21), mode="bilinear",
+                             align_corners=False, antialias=True)
+    torch.testing.assert_close(y, expected, rtol=0, atol=1e-6)
 
 
 WEIGHT_CASES = [("edsr", op) for op in O.EDSR_WEIGHT_OPS] + [("cae", op) for op in O.CAE_WEIGHT_OPS]
@@ -134,12 +149,13 @@ def test_skipped_blocks_are_chained():
     y = DeepAugment(net, generator=_gen(), ops=(), head_ops=("none",), block_ops=("skip_blocks",))(x)
 
     def chained(skip: set[int]) -> torch.Tensor:
-        h = net.head(net.downsample(x) - net.rgb_mean)
+        h = net.head(x - net.rgb_mean)
         r = h
         for i, block in enumerate(net.body):
             r = r if i in skip else block(r)
         r = net.body_tail(r) + h
-        return (net.tail(F.pixel_shuffle(net.upsample(r), 2)) + net.rgb_mean).clamp(0, 1)
+        high = (net.tail(F.pixel_shuffle(net.upsample(r), 2)) + net.rgb_mean).clamp(0, 1)
+        return F.interpolate(high, size=(16, 16), mode="bilinear", align_corners=False, antialias=True)
 
     candidates = [chained(set(s)) for k in (1, 2, 3) for s in itertools.combinations((5, 6, 7), k)]
     assert min((y - c).abs().max().item() for c in candidates) < 1e-6
@@ -180,3 +196,22 @@ def test_bad_configuration_raises(nets):
         DeepAugment(EDSR(num_blocks=3, features=4))
     with pytest.raises(TypeError, match="list or tuple"):
         DeepAugment(nets["cae"], ops="negate")
+
+
+def test_default_share_of_processed_samples_matches_the_reference():
+    """Hendrycks et al. train on clean ∪ copies (EDSR, CAE): a uniformly drawn sample is processed k/(k+1)."""
+    from fractions import Fraction
+
+    from adaaug import paper
+    from adaaug.augment.compose import AugmentationPipeline
+    from adaaug.protocol.train_config import TrainConfig
+
+    for k in (1, 2, 3):  # enumerate one clean set of 6 images and k processed copies of it
+        pool = [False] * 6 + [True] * (6 * k)
+        assert paper.deepaugment_share(k) == pytest.approx(float(Fraction(sum(pool), len(pool))))
+    assert paper.DEEPAUGMENT_PROBABILITY == pytest.approx(2 / 3)
+    assert TrainConfig(deepaugment_data=["edsr-copy", "cae-copy"]).deepaugment_share == pytest.approx(2 / 3)
+    assert TrainConfig(deepaugment_data="one-copy").deepaugment_share == pytest.approx(1 / 2)
+    assert TrainConfig(deepaugment_data="one-copy", deepaugment_prob=0.3).deepaugment_share == 0.3
+    pipe = AugmentationPipeline(torch.nn.Identity(), "deepaugment")
+    assert pipe.source.prob == pytest.approx(2 / 3)

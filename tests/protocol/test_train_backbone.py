@@ -57,3 +57,31 @@ def test_resume_matches_an_uninterrupted_run_and_export(folder, tmp_path):
     assert card["sha256"] == sha256_of(path) and card["parameters"] == 58_627 and card["epochs"] == 2
     loaded = load_backbone("unet", path)
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in a.items())
+
+
+@pytest.mark.parametrize("name", ["edsr", "edsr-down"])
+def test_edsr_trains_on_super_resolution_of_the_downsampled_image(name):
+    """Whichever way EDSR runs as a corruption network, its training task is ×2 SR: L1(SR(down(x)), x)."""
+    torch.manual_seed(0)
+    m = build_backbone(name).train()
+    x = torch.rand(2, 3, 16, 16)
+    low = torch.nn.functional.interpolate(x, size=(8, 8), mode="bilinear", align_corners=False, antialias=True)
+    expected = (m.super_resolve(low) - x).abs().mean()
+    torch.testing.assert_close(backbone_loss(name, m, x), expected, rtol=1e-6, atol=1e-7)
+    if name == "edsr":  # model(x) (upsample, then resize back) is not the training task
+        assert not torch.allclose(backbone_loss(name, m, x), (m(x) - x).abs().mean())
+
+
+def test_init_starts_from_given_weights_and_cards_carry_no_local_paths(folder, tmp_path):
+    from adaaug.protocol.train_backbone import user_command
+    from adaaug.weights import export_weights
+
+    torch.manual_seed(5)
+    start = export_weights(build_backbone("unet"), "unet", "start", tmp_path / "w", {})
+    train_backbone("unet", str(folder), tmp_path / "run", epochs=1, batch_size=16, lr=0.0, init=str(start),
+                   progress=False, threads=1)  # lr = 0: the weights stay the initial ones
+    final = torch.load(tmp_path / "run" / "final_state.pt", weights_only=True)
+    assert all(torch.equal(v, load_backbone("unet", start).state_dict()[k]) for k, v in final.items())
+    cmd = user_command(f"adaaug train-backbone unet --data {folder} --dev /x/dev --init {start}")
+    assert cmd == "adaaug train-backbone unet --data <CIFAR-10 train dir> --dev <CIFAR-10 test dir> " \
+                  "--init unet-start.safetensors"
