@@ -299,10 +299,12 @@ def run_grid(cfg: FinetuneConfig, jobs: int = 1) -> dict[str, Any]:
     dev_spec = resolve_spec(cfg.dev, out / "data")
     mini = MiniConfig(data=data_spec, dev=dev_spec, out=str(out), dev_limit=cfg.dev_limit, seed=cfg.dev_seed)
     clean_dir, c_dir, _ = prepare_dev(mini, dev_spec, out)
-    packaged = baseline_record(cfg, clean_dir, c_dir)
+    # every seed of the single-augmentation rows first, then the ada+augmix rows, so that a grid cut
+    # short has whole rows; costliest first within each pass (the pool then ends with short jobs)
     cost = {"nominal": 1, "augmix": 2, "ada": 3, "ada+augmix": 4}
-    order = [(m, b, s) for s in cfg.seeds
-             for m, b in sorted(cfg.rows(), key=lambda r: -(cost[r[0]] + 2 * (r[1] == "edsr")))]
+    order = [(m, b, s) for last in (False, True) for s in cfg.seeds
+             for m, b in sorted(cfg.rows(), key=lambda r: -(cost[r[0]] + 2 * (r[1] == "edsr")))
+             if (m == "ada+augmix") == last]
     if jobs > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -312,6 +314,7 @@ def run_grid(cfg: FinetuneConfig, jobs: int = 1) -> dict[str, Any]:
     else:
         train = load_images(data_spec, train=True)
         records = [run_one(cfg, *j, train, clean_dir, c_dir) for j in order]
+    packaged = baseline_record(cfg, clean_dir, c_dir)
     results = summarise(cfg, records, packaged)
     results["wall_s"] = round(time.time() - start, 1)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
