@@ -286,8 +286,20 @@ def _worker(cfg: FinetuneConfig, job: tuple[str, str | None, int], data_spec: st
     return run_one(cfg, *job, load_images(data_spec, train=True), clean_dir, c_dir)
 
 
-def run_grid(cfg: FinetuneConfig, jobs: int = 1) -> dict[str, Any]:
-    """Every (row, seed) run, seed by seed (so a cut-short grid has whole seeds), then the summary."""
+def cached_records(cfg: FinetuneConfig) -> list[dict[str, Any]]:
+    """The finished runs of ``cfg``'s grid found in ``OUT/runs`` (nothing is trained)."""
+    records = []
+    for method, backbone in cfg.rows():
+        for seed in cfg.seeds:
+            key = run_key(cfg, method, backbone, seed)
+            path = _key_path(Path(cfg.out), key)
+            if path.exists() and json.loads(path.read_text()).get("key") == key:
+                records.append(json.loads(path.read_text()))
+    return records
+
+
+def run_grid(cfg: FinetuneConfig, jobs: int = 1, report_only: bool = False) -> dict[str, Any]:
+    """Every (row, seed) run, then the summary; ``report_only`` summarises the finished runs only."""
     from .data import load_images
     from .mini import MiniConfig, prepare_dev, resolve_spec
 
@@ -299,12 +311,17 @@ def run_grid(cfg: FinetuneConfig, jobs: int = 1) -> dict[str, Any]:
     dev_spec = resolve_spec(cfg.dev, out / "data")
     mini = MiniConfig(data=data_spec, dev=dev_spec, out=str(out), dev_limit=cfg.dev_limit, seed=cfg.dev_seed)
     clean_dir, c_dir, _ = prepare_dev(mini, dev_spec, out)
-    # every seed of the single-augmentation rows first, then the ada+augmix rows, so that a grid cut
-    # short has whole rows; costliest first within each pass (the pool then ends with short jobs)
+    if report_only:
+        return _write(cfg, cached_records(cfg), baseline_record(cfg, clean_dir, c_dir), start)
+    # every seed of the single-augmentation rows first, then the ada+augmix rows one backbone at a time
+    # (in the order of cfg.backbones), so that a grid cut short has whole rows; costliest first within a pass
+    def tier(row: tuple[str, str | None]) -> int:
+        return 0 if row[0] != "ada+augmix" else 1 + cfg.backbones.index(row[1])
+
     cost = {"nominal": 1, "augmix": 2, "ada": 3, "ada+augmix": 4}
-    order = [(m, b, s) for last in (False, True) for s in cfg.seeds
-             for m, b in sorted(cfg.rows(), key=lambda r: -(cost[r[0]] + 2 * (r[1] == "edsr")))
-             if (m == "ada+augmix") == last]
+    order = [(m, b, s) for t in sorted({tier(r) for r in cfg.rows()}) for s in cfg.seeds
+             for m, b in sorted(cfg.rows(), key=lambda r: (-cost[r[0]], -cfg.backbones.index(r[1] or cfg.backbones[0])))
+             if tier((m, b)) == t]
     if jobs > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -314,12 +331,17 @@ def run_grid(cfg: FinetuneConfig, jobs: int = 1) -> dict[str, Any]:
     else:
         train = load_images(data_spec, train=True)
         records = [run_one(cfg, *j, train, clean_dir, c_dir) for j in order]
-    packaged = baseline_record(cfg, clean_dir, c_dir)
+    return _write(cfg, records, baseline_record(cfg, clean_dir, c_dir), start)
+
+
+def _write(cfg: FinetuneConfig, records: Sequence[dict], packaged: dict, start: float) -> dict[str, Any]:
+    out = Path(cfg.out)
     results = summarise(cfg, records, packaged)
     results["wall_s"] = round(time.time() - start, 1)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "results.md").write_text(report(results) + "\n")
-    save_plot(results, out / "finetune.png")
+    if results["rows"]:
+        save_plot(results, out / "finetune.png")
     return results
 
 
@@ -485,6 +507,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name), help=f"[{getattr(d, name)}]")
     p.add_argument("--no-jsd", action="store_true", help="AugMix without the JSD consistency loss")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes [1]")
+    p.add_argument("--report-only", action="store_true", help="summarise the finished runs; train nothing")
     a = p.parse_args(argv)
     cfg = FinetuneConfig(data=a.data, dev=a.dev, out=a.out, methods=tuple(a.methods), backbones=tuple(a.backbones),
                          seeds=tuple(a.seeds), subset=a.subset, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
@@ -492,7 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          jsd=not a.no_jsd, dev_limit=a.dev_limit, dev_seed=a.dev_seed, chunk_size=a.chunk_size,
                          threads=a.threads)
     try:
-        results = run_grid(cfg, jobs=a.jobs)
+        results = run_grid(cfg, jobs=a.jobs, report_only=a.report_only)
     except (ValueError, FileNotFoundError) as err:
         print(f"finetune: error: {err}", file=sys.stderr)
         return 2
