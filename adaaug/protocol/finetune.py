@@ -473,11 +473,15 @@ def save_plot(results: dict[str, Any], path: Path) -> None:
         ax.bar(x, means, 0.6, yerr=[r[key + "_std"] for r in rows], color=colors, capsize=3)
         for i, r in enumerate(rows):
             vals = list(r[key + "_per_seed"].values())
-            ax.scatter(np.full(len(vals), i) + np.linspace(-0.12, 0.12, len(vals)), vals, s=10, color="k", zorder=3)
-            ax.annotate(f"{r[key]:.2f}", (i, max(vals)), textcoords="offset points", xytext=(0, 6), ha="center",
-                        fontsize=7)
+            ax.scatter(np.full(len(vals), i) + np.linspace(-0.15, 0.15, len(vals)), vals, s=10, color="k", zorder=3)
+            ax.annotate(f"{r[key]:.2f}", (i, max(max(vals), r[key] + r[key + "_std"])), textcoords="offset points",
+                        xytext=(0, 4), ha="center", fontsize=7)
+        if results.get("packaged"):
+            ax.axhline(results["packaged"][key], color="k", ls=":", lw=1)
+            ax.text(0.99, results["packaged"][key], "packaged, not fine-tuned", fontsize=7, ha="right",
+                    va="bottom", transform=ax.get_yaxis_transform())
         lo = min(min(r[key + "_per_seed"].values()) for r in rows)
-        hi = max(max(r[key + "_per_seed"].values()) for r in rows)
+        hi = max(max(max(r[key + "_per_seed"].values()), r[key] + r[key + "_std"]) for r in rows)
         ax.set_ylim(max(0.0, lo - 0.25 * (hi - lo) - 1), hi + 0.25 * (hi - lo) + 1)
         ax.set_xticks(x, [r["row"].replace(" + ", "\n+ ") for r in rows], fontsize=7)
         ax.set_ylabel("error (%)")
@@ -485,7 +489,7 @@ def save_plot(results: dict[str, Any], path: Path) -> None:
     s = results["settings"]
     fig.suptitle(f"Fine-tuned packaged ResNet-20: {s['subset']} images × {s['epochs']} epochs, AdA ν={s['nu']:g} "
                  f"M={s['ada_steps']} on {s['ada_share']:g} of each batch; {s['dev_limit']} held-out dev images; "
-                 f"bars: mean ± std over {len(s['seeds'])} seeds, dots: seeds", fontsize=8)
+                 f"bars: mean ± std over seeds ({', '.join(map(str, s['seeds']))}), dots: one per seed", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
