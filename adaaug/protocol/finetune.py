@@ -353,20 +353,27 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def paired(a: dict[int, float], b: dict[int, float]) -> dict[str, Any]:
-    """Per-seed differences ``b − a`` on the seeds both have: mean, std, and whether they exceed the noise.
+    """Per-seed differences ``b − a`` on the seeds both have: mean, std, paired t-test, and whether they exceed
+    the seed noise.
 
-    "Exceeds the noise" means every seed's difference has the same sign and the mean difference is larger
-    than two standard errors of the per-seed differences (a paired t-like criterion; with 3 seeds a loose
-    one, stated as such in the report).
+    "Exceeds the noise" means the two-sided paired t-test over seeds gives p < 0.05 (with 3 seeds: |t| > 4.30,
+    i.e. |mean| > 2.48 std). ``same_sign`` says whether every seed moved the same way.
     """
+    from scipy import stats
+
     seeds = sorted(set(a) & set(b))
     d = np.array([b[s] - a[s] for s in seeds], dtype=np.float64)
+    out: dict[str, Any] = {"seeds": seeds, "diffs": d.tolist(), "mean": None, "std": None, "t": None, "p": None,
+                           "same_sign": False, "exceeds_noise": False}
     if len(d) == 0:
-        return {"seeds": [], "diffs": [], "mean": None, "std": None, "exceeds_noise": False}
+        return out
     mean, std = _mean_std(d)
-    same_sign = bool(np.all(d < 0) or np.all(d > 0))
-    exceeds = bool(len(d) > 1 and same_sign and abs(mean) > 2 * std / np.sqrt(len(d)))
-    return {"seeds": seeds, "diffs": d.tolist(), "mean": mean, "std": std, "exceeds_noise": exceeds}
+    out.update(mean=mean, std=std, same_sign=bool(np.all(d < 0) or np.all(d > 0)))
+    if len(d) > 1 and std > 0:
+        t = mean / (std / np.sqrt(len(d)))
+        out.update(t=float(t), p=float(2 * stats.t.sf(abs(t), len(d) - 1)))
+        out["exceeds_noise"] = out["p"] < 0.05
+    return out
 
 
 def summarise(cfg: FinetuneConfig, records: Sequence[dict], packaged: dict | None = None) -> dict[str, Any]:
@@ -438,15 +445,19 @@ def report(results: dict[str, Any]) -> str:
         lines.append(f"| {r['row']} | {len(r['seeds'])} | {_pm(r['clean_error'], r['clean_error_std'])} | "
                      f"{_pm(r['mce'], r['mce_std'])} | {ssim} |")
     lines += ["", "Paired differences (same seed: same training subset, batch order and draws), mean ± std over "
-              "seeds; * = every seed has the same sign and |mean| > 2 standard errors (exceeds the seed noise):", "",
-              "| comparison | Δ mCE | Δ mCE relative | Δ clean error | per-seed Δ mCE |", "| --- | --- | --- | --- | --- |"]
+              "seeds, and the two-sided paired t-test's p; * = p < 0.05 (exceeds the seed noise):", "",
+              "| comparison | Δ mCE | Δ mCE relative | p (mCE) | Δ clean error | p (clean) | per-seed Δ mCE |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+
+    def p_of(d: dict) -> str:
+        return "–" if d["p"] is None else f"{d['p']:.3f}" + ("*" if d["exceeds_noise"] else "")
+
     for c in results["comparisons"]:
         m, ce = c["mce"], c["clean_error"]
         if m["mean"] is None:
             continue
-        star = lambda d: "*" if d["exceeds_noise"] else ""  # noqa: E731
-        lines.append(f"| {c['other']} vs {c['base']} | {_pm(m['mean'], m['std'])}{star(m)} | "
-                     f"{100 * c['mce_relative']:+.1f} % | {_pm(ce['mean'], ce['std'])}{star(ce)} | "
+        lines.append(f"| {c['other']} vs {c['base']} | {_pm(m['mean'], m['std'])} | {100 * c['mce_relative']:+.1f} % | "
+                     f"{p_of(m)} | {_pm(ce['mean'], ce['std'])} | {p_of(ce)} | "
                      + ", ".join(f"{d:+.2f}" for d in m["diffs"]) + " |")
     lines += ["", "Corruption errors (%), mean over seeds:", "",
               "| row | " + " | ".join(SHORT[c] for c in BENCHMARK) + " |", "|" + " --- |" * (1 + len(BENCHMARK))]

@@ -32,12 +32,17 @@ def test_paired_differences_match_hand_calculation() -> None:
     b = {0: 27.0, 1: 28.5, 2: 26.0, 3: 10.0}  # seed 3 has no partner: ignored
     p = paired(a, b)
     assert p["seeds"] == [0, 1, 2] and p["diffs"] == [-3.0, -2.5, -3.0]
-    assert p["mean"] == pytest.approx(-8.5 / 3)
-    assert p["std"] == pytest.approx(np.sqrt(((1 / 6) ** 2 * 2 + (1 / 3) ** 2) / 2))
-    assert p["exceeds_noise"]  # same sign, |mean| 2.83 ≫ 2·0.29/√3
-    mixed = paired(a, {0: 29.0, 1: 32.0, 2: 28.0})  # diffs −1, +1, −1: signs disagree
-    assert not mixed["exceeds_noise"]
-    assert not paired({0: 1.0}, {0: 0.0})["exceeds_noise"]  # one seed cannot exceed the noise
+    std = np.sqrt(((1 / 6) ** 2 * 2 + (1 / 3) ** 2) / 2)
+    assert p["mean"] == pytest.approx(-8.5 / 3) and p["std"] == pytest.approx(std)
+    t = (-8.5 / 3) / (std / np.sqrt(3))
+    assert p["t"] == pytest.approx(t)
+    assert p["p"] == pytest.approx(1 - abs(t) / np.sqrt(t * t + 2))  # Student's t with 2 dof, two-sided
+    assert p["exceeds_noise"] and p["same_sign"]
+    weak = paired(a, {0: 29.0, 1: 30.5, 2: 27.0})  # diffs −1, −0.5, −2: same sign, t = −2.646, p = 0.118
+    assert weak["same_sign"] and weak["p"] == pytest.approx(0.1181, abs=1e-4) and not weak["exceeds_noise"]
+    assert not paired(a, {0: 29.0, 1: 32.0, 2: 28.0})["same_sign"]
+    single = paired({0: 1.0}, {0: 0.0})  # one seed cannot exceed the noise
+    assert single["p"] is None and not single["exceeds_noise"]
 
 
 def test_ada_share_corrupts_that_many_images_per_batch() -> None:
