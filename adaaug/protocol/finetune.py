@@ -436,7 +436,7 @@ def report(results: dict[str, Any]) -> str:
         + ("with the JSD loss (λ = 12)" if s["jsd"] else "without JSD") + ". "
         f"Scored on {s['dev_limit']} held-out dev images and their 15 × 5 corruptions (CIFAR-10-C format, "
         f"`make_c`, seed {s['dev_seed']}); mCE is the mean of the 15 corruption errors.", "",
-        "| row | seeds | clean error | mCE | mean AdA SSIM (p10) |", "| --- | --- | --- | --- | --- |"]
+        "| row | seeds | clean error | mCE | AdA SSIM median (10th pct.) |", "| --- | --- | --- | --- | --- |"]
     if results.get("packaged"):
         p = results["packaged"]
         lines.append(f"| packaged, not fine-tuned | – | {p['clean_error']:.2f} | {p['mce']:.2f} | – |")
