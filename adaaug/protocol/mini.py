@@ -14,25 +14,28 @@ command runs the same pipeline at a size that fits in about an hour on 2 CPU cor
    errors, all in %) and ``OUT/mce.png`` (mCE and clean error per method).
 
 ``--data`` / ``--dev`` take an ImageFolder directory, ``cifar10:<root>`` (torchvision's CIFAR10),
-or a ``.tar.gz`` of an ImageFolder tree (``../shared/data``'s archives), extracted into ``OUT/data``.
+or a ``.tar.gz`` of an ImageFolder tree (``<split>/<class>/<image>`` inside), extracted into ``OUT/data``.
 
 Everything is seeded and runs with a fixed number of threads per process, so a rerun gives the same
 table; finished training runs and evaluations in ``OUT`` are reused when their settings match, and an
 interrupted run resumes from its last epoch. ``--jobs N`` (default 2) trains N methods at once (one process
 each, ``--threads`` threads per process; results do not depend on ``--jobs``).
 
-Defaults (subset 10000, 3 epochs, M = 2 AdA steps, ν = 0.005, 1000 dev images, 2 processes × 1 thread)
-fit the hour: they took 47 min on this project's 2-core machine (:data:`RATES`). One thread per process
-is deliberate: on loaded cores two threads ran AdA 4× slower. At this size accuracies are far from the
-paper's: the table shows the direction of the effects, not their full-scale size.
+Defaults: ν = 0.015, the paper's radius (:data:`adaaug.paper.NU_EDSR_CIFAR10`), M = 2 AdA steps, the
+paper's EDSR construction (``edsr``: super-resolve ×2, resize back), 3000 training images × 3 epochs,
+1000 dev images, 2 processes × 1 thread; :func:`estimate_seconds` puts them under an hour on 2 idle cores.
+One thread per process is deliberate: on loaded cores two threads ran AdA 4× slower. At this size
+accuracies are far from the paper's, and a classifier trained from scratch is far weaker than the
+paper's: the table shows the direction of the effects at this scale, not their full-scale size. For a
+comparison close to the paper's accuracy, fine-tune the packaged ResNet-20 instead
+(:mod:`adaaug.protocol.finetune`).
 
-ν = 0.005, not the paper's 0.015 (:data:`adaaug.paper.NU_EDSR_CIFAR10`, still the default of
-``AdversarialAugment``): the packaged EDSR is trained on 32×32 CIFAR-10 for two epochs and is far more
-sensitive to relative weight noise than the paper's. At ν = 0.015 its AdA images have mean SSIM 0.77
-(notebook 02; in the paper's Figure 2 its EDSR is near 0.99 already at ν = 0.0075, ours 0.85), and a
-ResNet-20 trained on them for a CPU hour stayed at chance level (clean error 91 %). ν = 0.005 brings the
-mean SSIM to about 0.88 (300 dev images, M = 10, packaged ResNet-20); ``--nu 0.015`` runs the paper's
-radius.
+Earlier versions defaulted to ν = 0.005 with 10,000 images: the EDSR then downsampled images ×2 before
+super-resolving them (now ``edsr-down``), which lost detail even at δ = 0 (SSIM 0.92) and made ν = 0.015
+far harsher than the paper's Figure 2 (mean SSIM 0.77). Run as an upsampler, EDSR returns the image at
+δ = 0 (SSIM 0.9998) and ν = 0.015 gives a median SSIM near 0.96 (M = 2, packaged ResNet-20), so the
+work-around is gone; the upsampler runs its body at the input's full size and costs about 3.3× the
+``edsr-down`` pass (measured interleaved, M = 2), hence the smaller default subset.
 """
 from __future__ import annotations
 
@@ -49,6 +52,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .. import paper
 from .corruptions import BENCHMARK
 
 METHODS = ("nominal", "ada", "augmix", "ada+augmix")
@@ -65,6 +69,10 @@ PAPER_MCE = {"nominal": 29.37, "ada": 15.47, "augmix": 12.26, "ada+augmix": 9.40
 #: figure. Evaluation 900 img/s; make-c 1400 corrupted img/s (measured alone).
 RATES = {"nominal": 1 / 446, "augmix": 1 / 129, "ada_base": 0.0255, "ada_step": 0.0195,
          "eval": 1 / 900, "make_c": 1 / 1400}
+#: AdA's cost per backbone relative to ``RATES``' ada figures (measured with ``edsr-down``): the ``edsr``
+#: upsampler 3.3× (interleaved on the same loaded cores, M = 2: 0.62–0.72 s vs 0.18–0.23 s per image);
+#: other backbones are estimated as ``edsr``.
+BACKBONE_COST = {"edsr-down": 1.0, "edsr": 3.3}
 
 
 @dataclass
@@ -75,12 +83,12 @@ class MiniConfig:
         data: training set: ImageFolder dir, ``cifar10:<root>`` or ``.tar.gz`` of an ImageFolder tree.
         dev: evaluation set (same forms); its clean images and their corruptions are scored.
         out: output directory (runs, cached corruption set, results).
-        subset: training images per method, a seeded random subset [10000]; ``None`` = all.
+        subset: training images per method, a seeded random subset [3000]; ``None`` = all.
         epochs: training epochs per method [3]; cosine schedule, ``warmup_epochs`` [0] of warm-up.
         methods: rows of the table, from :data:`~adaaug.augment.compose.METHODS` [nominal ada augmix ada+augmix].
         seed: seeds the subsets, model init, augmentation and corruptions [0].
         ada_steps: M, AdA's sign-gradient steps [2] (paper: 10; Table 6: M = 2 gives most of the gain).
-        nu: AdA's relative radius ν [0.005; the paper's 0.015 is too harsh for the packaged EDSR, see above].
+        nu: AdA's relative radius ν [0.015, the paper's].
         dev_limit: dev images scored (clean and corrupted), a seeded random subset [1000]; ``None`` = all.
         backbone, backbone_weights: AdA corruption network [edsr] and its weights tag [cifar10];
             ``None`` = untrained (tests only).
@@ -94,12 +102,12 @@ class MiniConfig:
     data: str
     dev: str
     out: str
-    subset: int | None = 10000
+    subset: int | None = 3000
     epochs: int = 3
     methods: tuple[str, ...] = METHODS
     seed: int = 0
     ada_steps: int = 2
-    nu: float = 0.005
+    nu: float = paper.NU_EDSR_CIFAR10
     dev_limit: int | None = 1000
     backbone: str = "edsr"
     backbone_weights: str | None = "cifar10"
@@ -137,8 +145,9 @@ class MiniConfig:
 
 
 def estimate_seconds(cfg: MiniConfig, train_images: int, dev_images: int) -> float:
-    """Rough wall time (s) from :data:`RATES` (measured on this project's 2 cores, EDSR backbone)."""
-    ada = RATES["ada_base"] + RATES["ada_step"] * cfg.ada_steps
+    """Rough wall time (s) from :data:`RATES` and :data:`BACKBONE_COST` (measured on 2 cores)."""
+    ada = (RATES["ada_base"] + RATES["ada_step"] * cfg.ada_steps) * BACKBONE_COST.get(cfg.backbone,
+                                                                                       BACKBONE_COST["edsr"])
     per_image = {"nominal": RATES["nominal"], "augmix": RATES["augmix"], "ada": ada,
                  "ada+augmix": ada + RATES["augmix"]}
     evals = dev_images * (1 + 5 * len(cfg.corruptions)) * RATES["eval"]
@@ -166,7 +175,7 @@ def resolve_spec(spec: str, dest: Path) -> str:
             tar.extractall(target, filter="data")
         done.write_text(str(archive.resolve()) + "\n")
     roots = [p for p in target.iterdir() if p.is_dir()]
-    # <split>/<class>/<image> (../shared/data) or <class>/<image> directly
+    # <split>/<class>/<image> or <class>/<image> directly
     return str(roots[0]) if len(roots) == 1 and any(q.is_dir() for q in roots[0].iterdir()) else str(target)
 
 
@@ -358,7 +367,7 @@ def report(results: dict) -> str:
         markdown_table(results["rows"]), "",
         f"Paper, full scale (pre-activation ResNet-50, 300 epochs, Table 1) CIFAR-10-C mCE: {paper}. "
         "This run is orders of magnitude smaller; compare the rows with each other, not with the paper. "
-        "Data from ../shared/data are CIFAR-10 re-encoded as JPEG (close to, not equal to, CIFAR-10).",
+        "Data: CIFAR-10 (JPEG re-encoded; close to, not equal to, CIFAR-10).",
     ])
 
 
@@ -366,7 +375,7 @@ def report(results: dict) -> str:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = MiniConfig(data="", dev="", out="")
     p.epilog = ("example: adaaug mini-protocol --data cifar10:data/cifar10 --dev cifar10:data/cifar10 --out runs/mini "
-                "(CIFAR-10's training split to train, its test split to score; about an hour on 2 CPU cores)")
+                "(CIFAR-10's training split to train, its test split to score; estimated 40 min on 2 idle CPU cores)")
     p.add_argument("--data", required=True,
                    help="training set: ImageFolder dir, cifar10:<root> or a .tar.gz of an ImageFolder tree")
     p.add_argument("--dev", required=True,
