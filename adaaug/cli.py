@@ -22,6 +22,8 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("adaaug.protocol.evaluate", "evaluate a classifier: clean, -C mCE, attacks, parameter noise"),
     "make-c": ("adaaug.protocol.make_c", "write a CIFAR-10-C-format corruption set from an image set"),
     "mini-protocol": ("adaaug.protocol.mini", "small-scale protocol: nominal vs AdA vs AugMix, clean + -C table"),
+    "finetune": ("adaaug.protocol.finetune",
+                 "fine-tune the packaged ResNet-20 per method and seed: clean error and mCE with their noise"),
     "train-backbone": ("adaaug.cli", "train a corruption network (App. E.6) and export it to weights/"),
     "deepaugment-data": ("adaaug.protocol.deepaugment_data",
                          "write a DeepAugment-processed copy of an ImageFolder dataset"),

@@ -507,9 +507,9 @@ def save_plot(results: dict[str, Any], path: Path) -> None:
 
 
 # ---- command line ---------------------------------------------------------------------------------
-def main(argv: Sequence[str] | None = None) -> int:
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``adaaug finetune`` (defaults from :class:`FinetuneConfig`)."""
     d = FinetuneConfig(data="", dev="", out="")
-    p = argparse.ArgumentParser(prog="python -m adaaug.protocol.finetune", description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, help="training set (ImageFolder dir, cifar10:<root> or .tar.gz)")
     p.add_argument("--dev", required=True, help="held-out set, scored clean and corrupted (same forms)")
     p.add_argument("--out", required=True, help="output directory (runs/, results.json, results.md, finetune.png)")
@@ -520,10 +520,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name), help=f"[{getattr(d, name)}]")
     for name in ("lr", "weight_decay", "nu", "ada_share"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name), help=f"[{getattr(d, name)}]")
-    p.add_argument("--no-jsd", action="store_true", help="AugMix without the JSD consistency loss")
+    p.add_argument("--no-jsd", action="store_true", help="AugMix without the JSD consistency loss [off]")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes [1]")
-    p.add_argument("--report-only", action="store_true", help="summarise the finished runs; train nothing")
-    a = p.parse_args(argv)
+    p.add_argument("--report-only", action="store_true", help="summarise the finished runs; train nothing [off]")
+
+
+def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
+    """Run the grid (``adaaug finetune``); ``args`` parsed by :func:`add_arguments`, or an argv list."""
+    if not isinstance(args, argparse.Namespace):
+        p = argparse.ArgumentParser(prog="python -m adaaug.protocol.finetune", description=__doc__.split("\n")[0])
+        add_arguments(p)
+        args = p.parse_args(args)
+    a = args
     cfg = FinetuneConfig(data=a.data, dev=a.dev, out=a.out, methods=tuple(a.methods), backbones=tuple(a.backbones),
                          seeds=tuple(a.seeds), subset=a.subset, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
                          weight_decay=a.weight_decay, ada_steps=a.ada_steps, nu=a.nu, ada_share=a.ada_share,
@@ -532,7 +540,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         results = run_grid(cfg, jobs=a.jobs, report_only=a.report_only)
     except (ValueError, FileNotFoundError) as err:
-        print(f"finetune: error: {err}", file=sys.stderr)
+        print(f"adaaug finetune: error: {err}", file=sys.stderr)
         return 2
     print(report(results))
     print(f"wall time {results['wall_s'] / 60:.1f} min; wrote {Path(cfg.out) / 'results.md'}, results.json, "

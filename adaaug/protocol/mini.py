@@ -318,7 +318,7 @@ def run(cfg: MiniConfig) -> dict[str, Any]:
         from ..weights import load_backbone
 
         load_backbone(cfg.backbone, cfg.backbone_weights)
-    train_images = len(load_images(data_spec, train=True))  # decodes once (cached next to the data when writable)
+    train_images = len(load_images(data_spec, train=True))  # decodes once (cached in the adaaug cache directory)
     n_train = min(cfg.subset or train_images, train_images)
     clean_dir, c_dir, c_key = prepare_dev(cfg, dev_spec, out)
     n_dev = len(np.load(clean_dir / "labels.npy"))
