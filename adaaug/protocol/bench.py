@@ -270,7 +270,9 @@ def main(args: argparse.Namespace) -> int:
           f"{'proj %':>8}{'search %':>9}{'init %':>8}{'final fwd %':>12}{'per-ex/shared':>14}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for name in args.backbones:
+    from .progress import bar
+
+    for name in bar(args.backbones, desc="bench", unit="backbone"):
         r = run(name, args.batch_size, args.steps, args.chunk_size, args.device, args.repeats, args.arch,
                 args.memory_chunks, args.memory_batches)
         r.update({"machine": machine, "torch": torch.__version__, "commit": commit, "date": time.strftime("%Y-%m-%d")})
