@@ -138,8 +138,8 @@ def render(results: dict, out: Path) -> None:
         ax.set_title(f"AdA ({name.upper()}), M = {meta['steps']}, no line search{n}", fontsize=9)
         if mine:
             ax.legend(fontsize=7)
-    fig.suptitle("SSIM between clean and AdA images on CIFAR-10 test images (axes as in the paper's Figure 2)",
-                 fontsize=9)
+    fig.suptitle("SSIM between clean and AdA images on CIFAR-10 test images (axes as in the paper's Figure 2); "
+                 f"{meta.get('machine', 'machine not recorded')}", fontsize=9)
     fig.tight_layout()
     fig.savefig(out / "figure2.png", dpi=120)
     plt.close(fig)

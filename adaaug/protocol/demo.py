@@ -150,8 +150,11 @@ def figure(x: torch.Tensor, outputs: dict[str, torch.Tensor], n_images: int = 4,
 
 def save_figure(path: str | Path, x: torch.Tensor, outputs: dict, n_images: int, gain: float) -> None:
     """Write :func:`figure` as a PNG (Pillow and torchvision only; no plotting library needed)."""
+    import platform
+
+    machine = f"{platform.machine()} CPU, torch {torch.__version__.split('+')[0]}"
     image = figure(x, outputs, n_images, gain,
-                   title="AdversarialAugment on CIFAR-10 test images (packaged weights)")
+                   title=f"AdversarialAugment on CIFAR-10 test images (packaged weights; {machine})")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     image.save(path, format="PNG")
 

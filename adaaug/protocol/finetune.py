@@ -35,6 +35,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -338,6 +339,7 @@ def _write(cfg: FinetuneConfig, records: Sequence[dict], packaged: dict, start: 
     out = Path(cfg.out)
     results = summarise(cfg, records, packaged)
     results["wall_s"] = round(time.time() - start, 1)
+    results["machine"] = _machine()
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "results.md").write_text(report(results) + "\n")
     if results["rows"]:
@@ -466,6 +468,14 @@ def report(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _machine() -> str:
+    import platform
+
+    import torch
+
+    return f"{platform.machine()} CPU ({os.cpu_count()} cores), torch {torch.__version__.split('+')[0]}"
+
+
 def save_plot(results: dict[str, Any], path: Path) -> None:
     """Clean error and mCE per row: mean over seeds (bars), each seed (dots)."""
     import matplotlib
@@ -500,7 +510,8 @@ def save_plot(results: dict[str, Any], path: Path) -> None:
     s = results["settings"]
     fig.suptitle(f"Fine-tuned packaged ResNet-20: {s['subset']} images × {s['epochs']} epochs, AdA ν={s['nu']:g} "
                  f"M={s['ada_steps']} on {s['ada_share']:g} of each batch; {s['dev_limit']} held-out dev images; "
-                 f"bars: mean ± std over seeds ({', '.join(map(str, s['seeds']))}), dots: one per seed", fontsize=8)
+                 f"bars: mean ± std over seeds ({', '.join(map(str, s['seeds']))}), dots: one per seed\n"
+                 f"{results.get('machine', _machine())}", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
