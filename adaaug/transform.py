@@ -39,10 +39,9 @@ from torch import nn
 
 from . import paper
 from .batch_io import called_by_v2_container, check_not_per_sample, unpack
+from .corruptor import Corruptor as _Corruptor
 from .line_search import ssim, ssim_line_search
-from .per_example import PerExampleBackbone
-from .perturb import (Blocks, block_radii, default_step_size, example_seeds, project_, random_init, relative_norms,
-                      sign_step_)
+from .perturb import Blocks, example_seeds, project_, random_init, relative_norms, sign_step_
 from .validation import check_images, check_label_range, check_labels, check_positive
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -68,45 +67,6 @@ class AdAInfo:
     backbone: list[str]
     relative_norms: dict[str, torch.Tensor] = field(default_factory=dict)
     block_names: dict[str, list[str]] = field(default_factory=dict)
-
-
-class _Corruptor:
-    """One backbone with its frozen weights, per-block radii and step size, cached per device."""
-
-    def __init__(self, name: str, module: nn.Module, nu: float, step_size: float | None, step_scale: float,
-                 in_channels: int | None, multiple_of: int) -> None:
-        self.name, self.module = name, module
-        self.in_channels, self.multiple_of = in_channels, multiple_of
-        params = {k: p.detach() for k, p in module.named_parameters()}
-        if not params:
-            raise ValueError(f"backbone {name!r} has no parameters to perturb")
-        self.block_names = list(params)
-        self.nu = nu
-        radii = block_radii(params, nu)
-        self.step_size = (step_size if step_size is not None else default_step_size(radii)) * step_scale
-        self._cache: dict[tuple, tuple[Blocks, Blocks, Blocks]] = {}
-
-    def state(self, device: torch.device, dtype: torch.dtype) -> tuple[Blocks, Blocks, Blocks]:
-        """(params, buffers, radii) on ``device``; floating tensors in ``dtype``."""
-        key = (device, dtype)
-        if key not in self._cache:
-            def move(t: torch.Tensor) -> torch.Tensor:
-                return t.detach().to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
-            params = {k: move(p) for k, p in self.module.named_parameters()}
-            buffers = {k: move(b) for k, b in self.module.named_buffers()}
-            self._cache[key] = (params, buffers, block_radii(params, self.nu))
-        return self._cache[key]
-
-    def corrupt(self, x: torch.Tensor, delta: Blocks, params: Blocks, buffers: Blocks) -> torch.Tensor:
-        """c_{φ+δ⁽ⁿ⁾}(x⁽ⁿ⁾) for every example n, clamped to [0, 1]; ``x``: n×C×H×W.
-
-        Convolutional backbones run without ``vmap`` (:mod:`adaaug.per_example`); a graph from
-        one call must be differentiated before the next call (the weight storage is reused).
-        """
-        runner = self.__dict__.get("_runner")
-        if runner is None:
-            runner = self._runner = PerExampleBackbone(self.module)
-        return runner(x, delta, params, buffers).clamp(0, 1)
 
 
 def _mode_snapshot(module: nn.Module) -> list[bool]:

@@ -1,0 +1,52 @@
+"""One corruption network prepared for AdA: frozen weights φ, per-block radii ν‖φ_i‖₂ and step size η.
+
+:class:`Corruptor` caches φ and the radii per device and dtype and runs c_{φ+δ⁽ⁿ⁾}(x⁽ⁿ⁾) for a
+nano-batch with one weight set per example (:mod:`adaaug.per_example`). Used by
+:class:`adaaug.transform.AdversarialAugment`.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .per_example import PerExampleBackbone
+from .perturb import Blocks, block_radii, default_step_size
+
+
+class Corruptor:
+    """One backbone with its frozen weights, per-block radii and step size, cached per device."""
+
+    def __init__(self, name: str, module: nn.Module, nu: float, step_size: float | None, step_scale: float,
+                 in_channels: int | None, multiple_of: int) -> None:
+        self.name, self.module = name, module
+        self.in_channels, self.multiple_of = in_channels, multiple_of
+        params = {k: p.detach() for k, p in module.named_parameters()}
+        if not params:
+            raise ValueError(f"backbone {name!r} has no parameters to perturb")
+        self.block_names = list(params)
+        self.nu = nu
+        radii = block_radii(params, nu)
+        self.step_size = (step_size if step_size is not None else default_step_size(radii)) * step_scale
+        self._cache: dict[tuple, tuple[Blocks, Blocks, Blocks]] = {}
+
+    def state(self, device: torch.device, dtype: torch.dtype) -> tuple[Blocks, Blocks, Blocks]:
+        """(params, buffers, radii) on ``device``; floating tensors in ``dtype``."""
+        key = (device, dtype)
+        if key not in self._cache:
+            def move(t: torch.Tensor) -> torch.Tensor:
+                return t.detach().to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
+            params = {k: move(p) for k, p in self.module.named_parameters()}
+            buffers = {k: move(b) for k, b in self.module.named_buffers()}
+            self._cache[key] = (params, buffers, block_radii(params, self.nu))
+        return self._cache[key]
+
+    def corrupt(self, x: torch.Tensor, delta: Blocks, params: Blocks, buffers: Blocks) -> torch.Tensor:
+        """c_{φ+δ⁽ⁿ⁾}(x⁽ⁿ⁾) for every example n, clamped to [0, 1]; ``x``: n×C×H×W.
+
+        Convolutional backbones run without ``vmap`` (:mod:`adaaug.per_example`); a graph from
+        one call must be differentiated before the next call (the weight storage is reused).
+        """
+        runner = self.__dict__.get("_runner")
+        if runner is None:
+            runner = self._runner = PerExampleBackbone(self.module)
+        return runner(x, delta, params, buffers).clamp(0, 1)
