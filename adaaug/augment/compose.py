@@ -206,7 +206,10 @@ class AugmentationPipeline:
         augmix_kwargs: arguments of :class:`adaaug.augment.augmix.AugMix`.
         jsd: with AugMix, return the clean/augmix/augmix triple for the JSD loss.
         generator: ``torch.Generator`` shared by every stage (``None``: global RNG).
-        weights: AdA backbone weights tag (``None``: untrained, for tests).
+        weights: AdA backbone weights: ``"preset"`` (the preset's own tag, ``cifar10`` or
+            ``imagenet``), another tag or a ``.safetensors`` path, or ``None`` (untrained, for tests).
+        standard: run the standard-augmentation stage; ``False`` when the data source has already
+            applied it (``adaaug train``'s streaming path does, per example, in its workers).
 
     ``pipeline(images, labels, deepaugment_images=None)`` returns a list of float32
     ``N×C×H'×W'`` views (H' = W' = 128 with the imagenet preset): ``[x]``, or with
@@ -216,7 +219,8 @@ class AugmentationPipeline:
     def __init__(self, model: nn.Module, method: str = "nominal", *, preset: str = "cifar10",
                  backbone: str = "edsr", ada_kwargs: dict | None = None,
                  deepaugment_prob: float = paper.DEEPAUGMENT_PROBABILITY, augmix_kwargs: dict | None = None,
-                 jsd: bool = True, generator: torch.Generator | None = None, weights: str | None = "cifar10") -> None:
+                 jsd: bool = True, generator: torch.Generator | None = None, weights: str | None = "preset",
+                 standard: bool = True) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
         _check_preset(preset)
@@ -228,14 +232,14 @@ class AugmentationPipeline:
         self.method, self.preset, self.generator = method, preset, generator
         self.uses_deepaugment = "deepaugment" in parts
         self.source = SourceSelect(deepaugment_prob, generator) if self.uses_deepaugment else None
-        self.standard = StandardAugment(preset, generator)
+        self.standard = StandardAugment(preset, generator) if standard else None
         self.ada = None
         if "ada" in parts:
             from ..transform import AdversarialAugment
 
             factory = AdversarialAugment.cifar10 if preset == "cifar10" else AdversarialAugment.imagenet
-            self.ada = factory(model, **{"backbone": backbone, "weights": weights, "generator": generator,
-                                         **(ada_kwargs or {})})
+            chosen = {} if weights == "preset" else {"weights": weights}  # the preset knows its dataset's tag
+            self.ada = factory(model, **{"backbone": backbone, **chosen, "generator": generator, **(ada_kwargs or {})})
         self.augmix = None
         if "augmix" in parts:
             from .augmix import AugMix
@@ -264,7 +268,8 @@ class AugmentationPipeline:
                                  f"{tuple(deepaugment_images.shape)} on {deepaugment_images.device}, images are "
                                  f"{tuple(images.shape)} on {images.device}")
             x = self.source(x, _to_float(deepaugment_images))
-        x = self.standard(x)
+        if self.standard is not None:
+            x = self.standard(x)
         if self.ada is not None:
             x = self.ada(x, labels)
         views = self.augmix(x) if self.augmix is not None else [x]

@@ -154,13 +154,6 @@ class Model:
     aug_gen: torch.Generator
 
 
-class _DoneBySource:
-    """Stands in for the pipeline's standard-augmentation stage when the data source already applied it."""
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
 def build_model(cfg: TrainConfig, env: D.DistEnv, rt: Runtime, data: TrainData, aug_gen: torch.Generator) -> Model:
     """Classifier (seeded init), optimiser, schedule over ``epochs × steps`` and augmentation pipeline.
 
@@ -178,13 +171,11 @@ def build_model(cfg: TrainConfig, env: D.DistEnv, rt: Runtime, data: TrainData, 
         pipe = AugmentationPipeline(model, cfg.method, preset=cfg.preset, backbone=cfg.backbone,
                                     ada_kwargs=cfg.ada_kwargs() if cfg.uses_ada else None,
                                     deepaugment_prob=cfg.deepaugment_share, jsd=cfg.jsd, generator=aug_gen,
-                                    weights=cfg.backbone_weights)
+                                    weights=cfg.backbone_weights, standard=not data.source.augmented)
     except (ValueError, FileNotFoundError) as err:
         hint = (" (pass --backbone-weights with a tag listed in weights/manifest.json, a .safetensors path, or "
                 "'none' for an untrained backbone)") if cfg.uses_ada and "weights" in str(err) else ""
         raise ConfigError(f"cannot build the {cfg.method!r} augmentation pipeline: {err}{hint}") from err
-    if data.source.augmented:
-        pipe.standard = _DoneBySource()
     steps = data.source.steps_per_epoch()
     opt = torch.optim.SGD(model.parameters(), lr=cfg.peak_lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                           weight_decay=cfg.weight_decay)

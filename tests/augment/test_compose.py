@@ -199,3 +199,20 @@ def test_pipeline_bad_input(tiny_net, batch):
         nominal(x, y[:2])
     with pytest.raises(TypeError, match="integer"):
         nominal(x, y.float())
+
+
+def test_imagenet_preset_asks_for_imagenet_weights_by_default(tiny_net):
+    """The pipeline leaves the weights tag to the AdA preset: no silent use of the CIFAR-10 networks."""
+    with pytest.raises(FileNotFoundError, match="'imagenet'"):
+        AugmentationPipeline(tiny_net, "ada", preset="imagenet")
+    pipe = AugmentationPipeline(tiny_net, "ada", preset="cifar10")  # the packaged tag
+    assert pipe.ada is not None
+
+
+def test_standard_stage_can_be_left_to_the_data_source(tiny_net):
+    x = torch.rand(4, 3, 32, 32)
+    y = torch.randint(0, 10, (4,))
+    pipe = AugmentationPipeline(tiny_net, "nominal", standard=False, generator=_gen())
+    assert [name for name, _ in pipe.stages] == []
+    assert torch.equal(pipe(x, y)[0], x)
+    assert [name for name, _ in AugmentationPipeline(tiny_net, "nominal").stages] == ["standard"]
