@@ -47,7 +47,8 @@ from . import distributed as D
 from .checkpoint import restore_run, save_run
 from .data import BadImageError, ImageSet
 from .data_sources import Batch, DataSource, MemoryEval, StreamEval, center_crop, deepaugment_batch
-from .train_config import CHECKPOINT_NAME, ConfigError, TrainConfig, add_arguments, config_from_args
+from .train_cli import add_arguments, config_from_args
+from .train_config import CHECKPOINT_NAME, ConfigError, TrainConfig
 from .train_data import TrainData, load_training_data
 
 __all__ = ["TrainConfig", "ConfigError", "WarmupCosine", "train", "evaluate_accuracy", "center_crop",

@@ -14,10 +14,8 @@ run in :func:`adaaug.protocol.train.train` after loading and before the first st
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +23,8 @@ from typing import Any
 
 from .. import paper
 from ..augment.compose import METHODS  # the rows of Tables 1 and 2
+from .config_checks import (ConfigError, ConfigTypeError, _choice, _data_spec, _device, _int,  # noqa: F401
+                            _real, _type)
 
 ARCHS = ("resnet20", "preact_resnet50", "resnet50")
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -49,20 +49,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 _PAPER_BACKBONE_CHOICES = ("edsr", "cae", "vqvae", "unet", "all")
-_DEVICE_HELP = "auto, cpu, cuda or cuda:N"
 #: Keys that may differ between a checkpoint's run and the run resuming it.
 RESUME_FREE_KEYS = frozenset({"out", "resume", "progress", "device", "threads", "data", "eval_data",
                               "deepaugment_data", "download", "eval_batch_size", "eval_every", "workers",
                               "skip_bad_images"})
 DATA_PATHS = ("auto", "memory", "stream")
-
-
-class ConfigError(ValueError):
-    """A bad training configuration, found before training starts."""
-
-
-class ConfigTypeError(ConfigError, TypeError):
-    """A configuration value of the wrong type."""
 
 
 @dataclass
@@ -354,148 +345,3 @@ class TrainConfig:
         return sorted(k for k in set(mine) | set(saved)
                       if k not in RESUME_FREE_KEYS and mine.get(k) != saved.get(k)
                       and not (k not in saved and mine.get(k) == defaults.get(k)))  # a setting added since
-
-
-# ---- checks ------------------------------------------------------------------------------
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _type(name: str, value: object, kind: type) -> None:
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise ConfigTypeError(f"{name} ({_flag(name)}) must be {kind.__name__}, got {value!r} "
-                              f"({type(value).__name__})")
-
-
-def _choice(name: str, value: object, choices: tuple[str, ...], flag: str) -> None:
-    if value not in choices:
-        raise ConfigError(f"unknown {name} {value!r} ({flag}); known: {', '.join(choices)}")
-
-
-def _int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ConfigTypeError(f"{name} ({_flag(name)}) must be an int, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ConfigError(f"{name} ({_flag(name)}) must be ≥ {minimum}, got {value}")
-
-
-def _real(name: str, value: object, low: float | None = None, high: float | None = None,
-          low_open: bool = False, high_open: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ConfigTypeError(f"{name} ({_flag(name)}) must be a number, got {value!r} ({type(value).__name__})")
-    bad = value != value or (low is not None and (value < low or (low_open and value == low))) or \
-        (high is not None and (value > high or (high_open and value == high)))
-    if bad:
-        lo = "" if low is None else ("(" if low_open else "[") + f"{low:g}"
-        hi = "" if high is None else f"{high:g}" + (")" if high_open else "]")
-        rng = f"in {lo}, {hi}" if high is not None else (f"> {low:g}" if low_open else f"≥ {low:g}")
-        raise ConfigError(f"{name} ({_flag(name)}) must be {rng}, got {value}")
-
-
-def _device(device: object) -> None:
-    import torch
-
-    _type("device", device, str)
-    if device in ("auto", "cpu"):
-        return
-    if device == "cuda" or device.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {device} asked for CUDA, which is not available here; use --device cpu")
-        idx = device.split(":", 1)[1] if ":" in device else "0"
-        if not idx.isdigit() or int(idx) >= torch.cuda.device_count():
-            raise ConfigError(f"--device {device}: no such CUDA device ({torch.cuda.device_count()} visible)")
-        return
-    raise ConfigError(f"unknown --device {device!r}; use {_DEVICE_HELP}")
-
-
-def _data_spec(name: str, spec: object, download: bool) -> None:
-    _type(name, spec, str)
-    if spec.startswith("cifar10:"):
-        root = Path(spec.split(":", 1)[1])
-        if not download and not (root / "cifar-10-batches-py").is_dir():
-            raise ConfigError(f"{_flag(name)} {spec}: no CIFAR-10 under {root} (expected {root}/cifar-10-batches-py); "
-                              f"pass --download to fetch it")
-        return
-    path = Path(spec)
-    if not path.is_dir():
-        raise ConfigError(f"{_flag(name)} directory {path} does not exist (expected an ImageFolder tree "
-                          f"<root>/<class>/<image>, or cifar10:<root>)")
-
-
-# ---- command line (``adaaug train`` flags) -----------------------------------------------------
-def _optional_int(text: str) -> int | None:
-    return None if text.lower() == "none" else int(text)
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Flags of ``adaaug train``; every one overrides ``--config`` and the preset. Defaults in brackets
-    (two values: cifar10 / imagenet preset)."""
-    S = argparse.SUPPRESS
-    c, i = PRESETS["cifar10"], PRESETS["imagenet"]
-    p.add_argument("--config", default=None,
-                   help="JSON file of settings (e.g. a run's config.json); flags override it [none]")
-    p.add_argument("--print-config", action="store_true", help="print the resolved settings and exit [off]")
-    g = p.add_argument_group("data")
-    g.add_argument("--preset", default=S, help="paper protocol: cifar10 (App. E.1) or imagenet (E.2) [cifar10]")
-    g.add_argument("--data", default=S, help="training set: ImageFolder dir or cifar10:<root> [required]")
-    g.add_argument("--eval-data", default=S,
-                   help="evaluation set [the CIFAR10 test split for cifar10:<root>, else none]")
-    g.add_argument("--download", action="store_true", default=S, help="download CIFAR-10 into <root> [off]")
-    g.add_argument("--data-path", choices=DATA_PATHS, default=S,
-                   help="memory: decode all images once into RAM (CIFAR-10); stream: decode per batch in "
-                        "DataLoader workers (ImageNet); auto: stream folders above 4 GiB decoded or of mixed "
-                        "image sizes [auto]")
-    g.add_argument("--workers", type=int, default=S,
-                   help="DataLoader workers per process, streaming path [CPUs per process − 1, at most 8]")
-    g.add_argument("--skip-bad-images", action="store_true", default=S,
-                   help="skip unreadable image files and report their count, instead of stopping [off]")
-    g.add_argument("--subset", type=int, default=S, help="train on this many random images [all]")
-    g.add_argument("--deepaugment-data", nargs="+", metavar="DIR", default=S,
-                   help="DeepAugment copies of --data (adaaug deepaugment-data), e.g. an EDSR and a CAE copy "
-                        "[none; required by the deepaugment methods]")
-    g = p.add_argument_group("method")
-    g.add_argument("--method", default=S, help=f"one of {', '.join(METHODS)} [nominal]")
-    g.add_argument("--backbone", default=S, help="AdA backbone: edsr, cae, vqvae, unet or all [edsr]")
-    g.add_argument("--backbone-weights", default=S, help="tag, .safetensors path or 'none' [the preset's name]")
-    g.add_argument("--ada-steps", type=int, default=S, help=f"M, AdA steps [{c['ada_steps']} / {i['ada_steps']}]")
-    g.add_argument("--nu", type=float, default=S, help=f"relative radius ν [{c['nu']}]")
-    g.add_argument("--chunk-size", type=int, default=S, help=f"AdA nano-batch [{c['chunk_size']} / {i['chunk_size']}]")
-    g.add_argument("--step-scale", type=float, default=S, help="multiplies AdA's η [1 / 10/3]")
-    g.add_argument("--ssim-threshold", type=float, default=S, help="line-search threshold t [0.3 / 0.7]")
-    g.add_argument("--line-search", action=argparse.BooleanOptionalAction, default=S, help="SSIM line search [on]")
-    g.add_argument("--deepaugment-prob", type=float, default=S, help="chance of a DeepAugment sample [k/(k+1) for k copies]")
-    g.add_argument("--jsd", action=argparse.BooleanOptionalAction, default=S, help="AugMix JSD loss [on]")
-    g = p.add_argument_group("optimisation")
-    g.add_argument("--arch", default=S, help=f"resnet20, preact_resnet50 or resnet50 [{c['arch']} / {i['arch']}]")
-    g.add_argument("--num-classes", type=int, default=S, help="classifier outputs [classes in --data]")
-    g.add_argument("--epochs", type=int, default=S, help=f"training epochs [{c['epochs']} / {i['epochs']}]")
-    g.add_argument("--batch-size", type=int, default=S, help=f"global batch [{c['batch_size']} / {i['batch_size']}]")
-    g.add_argument("--lr", type=float, default=S, help="base LR; peak = max(lr·B/256, lr) [0.1]")
-    g.add_argument("--momentum", type=float, default=S, help="SGD momentum [0.9]")
-    g.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=S, help="Nesterov momentum [on]")
-    g.add_argument("--weight-decay", type=float, default=S,
-                   help=f"L2 weight decay [{c['weight_decay']} / {i['weight_decay']}]")
-    g.add_argument("--warmup-epochs", type=int, default=S, help="linear warm-up epochs [5]")
-    g.add_argument("--seed", type=int, default=S, help="base seed of init, data order and augmentation [0]")
-    g = p.add_argument_group("evaluation")
-    g.add_argument("--eval-batch-size", type=int, default=S, help="evaluation batch per process [500]")
-    g.add_argument("--eval-every", type=int, default=S, help="epochs between evaluations [1]")
-    g.add_argument("--eval-crop", type=_optional_int, default=S, help="centre crop side or none [none / 224]")
-    g = p.add_argument_group("run")
-    g.add_argument("--out", default=S, help="run directory [runs/train]")
-    g.add_argument("--resume", action="store_true", default=S, help="continue from <out>/checkpoint.pt [off]")
-    g.add_argument("--device", default=S, help="auto, cpu, cuda or cuda:N [auto]")
-    g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=S, help="bf16 autocast [on for CUDA]")
-    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=S,
-                   help="channels-last memory format [on for CUDA]")
-    g.add_argument("--sync-bn", action=argparse.BooleanOptionalAction, default=S, help="cross-process BatchNorm [off]")
-    g.add_argument("--threads", type=int, default=S, help="torch threads per process [torch's default]")
-    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=S,
-                   help="tqdm progress bar on stderr, per step (--no-progress turns it off) [on]")
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Preset ← ``--config`` file ← explicit flags."""
-    fields = set(TrainConfig.field_names())
-    overrides = {k: v for k, v in vars(args).items() if k in fields}
-    return TrainConfig.from_sources(getattr(args, "config", None), **overrides)
