@@ -102,7 +102,7 @@ def _pm(mean: float, std: float) -> str:
 
 def report(results: dict[str, Any]) -> str:
     """Markdown: settings, the table (mean ± std over seeds), paired comparisons, per-corruption means."""
-    from .mini import SHORT
+    from .mini_report import SHORT
 
     s = results["settings"]
     share = ("every training image (Algorithm 1)" if s["ada_share"] == 1

@@ -11,7 +11,8 @@ command runs the same pipeline at a size that fits in about an hour on 2 CPU cor
 3. evaluate each model on the clean dev images and on that set
    (:func:`adaaug.protocol.evaluate.accuracy`, :func:`~adaaug.protocol.evaluate.evaluate_corruptions`);
 4. write ``OUT/results.json``, ``OUT/results.md`` (method, clean error, mCE, the 15 corruption
-   errors, all in %) and ``OUT/mce.png`` (mCE and clean error per method).
+   errors, all in %) and ``OUT/mce.png`` (mCE and clean error per method, the machine in its title;
+   :mod:`~adaaug.protocol.mini_report`).
 
 ``--data`` / ``--dev`` take an ImageFolder directory, ``cifar10:<root>`` (torchvision's CIFAR10),
 or a ``.tar.gz`` of an ImageFolder tree (``<split>/<class>/<image>`` inside), extracted into ``OUT/data``.
@@ -48,18 +49,15 @@ import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from .. import paper
 from .corruptions import BENCHMARK
+from .mini_report import SHORT, machine_name, markdown_table, report, save_plot  # noqa: F401 (SHORT, markdown_table re-exported)
 
 METHODS = ("nominal", "ada", "augmix", "ada+augmix")
-SHORT = {"gaussian_noise": "Gauss", "shot_noise": "Shot", "impulse_noise": "Impulse", "defocus_blur": "Defocus",
-         "glass_blur": "Glass", "motion_blur": "Motion", "zoom_blur": "Zoom", "snow": "Snow", "frost": "Frost",
-         "fog": "Fog", "brightness": "Bright", "contrast": "Contrast", "elastic_transform": "Elastic",
-         "pixelate": "Pixel", "jpeg_compression": "JPEG"}
 #: Paper's full-scale CIFAR-10-C mCE (%, Table 1; pre-activation ResNet-50, 300 epochs).
 PAPER_MCE = {"nominal": 29.37, "ada": 15.47, "augmix": 12.26, "ada+augmix": 9.40}
 #: Seconds per image per process while two processes share this project's 2 cores (1 thread each,
@@ -258,52 +256,6 @@ def run_method(cfg: MiniConfig, method: str, data_spec: str, out: Path, clean_di
 
 
 # ---- report -------------------------------------------------------------------------------------
-def markdown_table(rows: Sequence[dict], corruptions: Sequence[str] = BENCHMARK) -> str:
-    """``| method | clean error | mCE | mCE − clean | <15 corruption errors> |`` (all %, 2 decimals; – when absent).
-
-    ``mCE − clean`` is the error the corruptions add on average: Hendrycks & Dietterich's (2019)
-    relative mCE without their AlexNet normalisation (CIFAR-10-C has none).
-    """
-    def fmt(v: float | None) -> str:
-        return "–" if v is None else f"{v:.2f}"
-
-    lines = ["| method | clean error | mCE | mCE − clean | " + " | ".join(SHORT[c] for c in corruptions) + " |",
-             "|" + " --- |" * (4 + len(corruptions))]
-    for r in rows:
-        gap = None if r["mce"] is None or r["clean_error"] is None else r["mce"] - r["clean_error"]
-        lines.append(f"| {r['method']} | {fmt(r['clean_error'])} | {fmt(r['mce'])} | {fmt(gap)} | "
-                     + " | ".join(fmt(r["ce"].get(c)) for c in corruptions) + " |")
-    return "\n".join(lines)
-
-
-def save_plot(rows: Sequence[dict], path: Path, title: str, classes: int = 10) -> None:
-    """Grouped bars: clean error and mCE (%) per method; a dotted line at chance level (1 − 1/classes)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = [r["method"] for r in rows]
-    x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(1.6 * len(rows) + 3, 4))
-    for offset, key, label, color in ((-0.2, "clean_error", "clean error", "#8da0cb"),
-                                      (0.2, "mce", "mCE (CIFAR-10-C, 15 corruptions)", "#fc8d62")):
-        vals = [r[key] if r[key] is not None else np.nan for r in rows]
-        bars = ax.bar(x + offset, vals, 0.4, label=label, color=color)
-        ax.bar_label(bars, fmt="%.1f", fontsize=8, padding=2)
-    ax.axhline(100.0 * (1 - 1 / classes), color="grey", ls=":", lw=1)
-    ax.annotate("chance", (x[-1] + 0.45, 100.0 * (1 - 1 / classes)), fontsize=7, color="grey", ha="right",
-                va="bottom")
-    ax.set_xticks(x, names)
-    ax.set_ylabel("error (%)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8, ncols=2, loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
-    ax.margins(y=0.12)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def run(cfg: MiniConfig) -> dict[str, Any]:
     """The whole mini-protocol; returns what it writes to ``OUT/results.json``."""
     from .data import load_images
@@ -341,34 +293,16 @@ def run(cfg: MiniConfig) -> dict[str, Any]:
     settings = dataclasses.asdict(cfg)
     results = {"settings": settings, "train_images": n_train, "dev_images": n_dev, "rows": rows,
                "paper_mce": {m: PAPER_MCE[m] for m in cfg.methods if m in PAPER_MCE},
-               "wall_s": round(time.time() - start, 1), "estimate_s": round(estimate, 1)}
+               "wall_s": round(time.time() - start, 1), "estimate_s": round(estimate, 1),
+               "machine": machine_name(cfg.device)}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     untrained = "" if cfg.backbone_weights else " (untrained)"
     title = (f"ResNet-20, {n_train} train images × {cfg.epochs} epochs, AdA {cfg.backbone}{untrained} "
-             f"ν={cfg.nu:g} M={cfg.ada_steps}; {n_dev} dev images")
+             f"ν={cfg.nu:g} M={cfg.ada_steps}; {n_dev} dev images\n{results['machine']}")
     classes = len(json.loads((clean_dir / "classes.json").read_text()))
     save_plot(rows, out / "mce.png", title, classes)
     (out / "results.md").write_text(report(results) + "\n")
     return results
-
-
-def report(results: dict) -> str:
-    """The markdown of ``results.md``: settings, the table, the paper's full-scale numbers for context."""
-    s = results["settings"]
-    paper = ", ".join(f"{m} {v:.2f}" for m, v in results["paper_mce"].items())
-    return "\n".join([
-        "# AdA mini-protocol: clean and CIFAR-10-C-style errors (%)", "",
-        f"ResNet-20 per method, {results['train_images']} training images × {s['epochs']} epochs (batch "
-        f"{s['batch_size']}, SGD lr {s['lr']}, weight decay {s['weight_decay']}), AdA: {s['backbone']} "
-        f"({s['backbone_weights'] or 'untrained'} weights), ν = {s['nu']}, M = {s['ada_steps']} steps; scored on "
-        f"{results['dev_images']} dev images and their corruptions written by `adaaug make-c` (severities 1–5), "
-        f"seed {s['seed']}. "
-        "mCE is the mean of the 15 corruption errors; mCE − clean is the error the corruptions add.", "",
-        markdown_table(results["rows"]), "",
-        f"Paper, full scale (pre-activation ResNet-50, 300 epochs, Table 1) CIFAR-10-C mCE: {paper}. "
-        "This run is orders of magnitude smaller; compare the rows with each other, not with the paper. "
-        "Data: CIFAR-10 (JPEG re-encoded; close to, not equal to, CIFAR-10).",
-    ])
 
 
 # ---- command line -------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ smallest backbone), 20 dev images read from a .tar.gz; both sets are generated (
 from __future__ import annotations
 
 import json
+import platform
 import tarfile
 from pathlib import Path
 
@@ -44,6 +45,7 @@ def test_tiny_run_writes_table_and_figure(tmp_path: Path, cifar_train_subset: Pa
         assert float(row[3]) == pytest.approx(float(row[2]) - float(row[1]), abs=0.011)
     results = json.loads((out / "results.json").read_text())
     assert results["train_images"] == 200 and results["dev_images"] == 20
+    assert results["machine"].startswith(f"{platform.machine()} CPU (") and "torch" in results["machine"]
     for row in results["rows"]:
         assert set(row["ce"]) == set(BENCHMARK) and all(len(e) == 5 for e in row["errors"].values())
         assert row["mce"] == pytest.approx(sum(row["ce"].values()) / 15)
