@@ -181,6 +181,8 @@ def save_plot(results: dict[str, Any], path: Path) -> None:
                     va="bottom", transform=ax.get_yaxis_transform())
         lo = min(min(r[key + "_per_seed"].values()) for r in rows)
         hi = max(max(max(r[key + "_per_seed"].values()), r[key] + r[key + "_std"]) for r in rows)
+        if results.get("packaged"):  # keep the packaged model's line (and its label) inside the axes
+            lo, hi = min(lo, results["packaged"][key]), max(hi, results["packaged"][key])
         ax.set_ylim(max(0.0, lo - 0.25 * (hi - lo) - 1), hi + 0.25 * (hi - lo) + 1)
         ax.set_xticks(x, [r["row"].replace(" + ", "\n+ ") for r in rows], fontsize=7)
         ax.set_ylabel("error (%)")
