@@ -6,7 +6,6 @@ nominal (and AdA + AugMix with AugMix) by per-seed differences and a two-sided p
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -147,11 +146,9 @@ def report(results: dict[str, Any]) -> str:
 
 
 def _machine() -> str:
-    import platform
+    from .mini_report import machine_name
 
-    import torch
-
-    return f"{platform.machine()} CPU ({os.cpu_count()} cores), torch {torch.__version__.split('+')[0]}"
+    return machine_name("cpu")  # fine-tuning runs on the CPU
 
 
 def save_plot(results: dict[str, Any], path: Path) -> None:
