@@ -294,14 +294,11 @@ def cached_records(cfg: FinetuneConfig) -> list[dict[str, Any]]:
 def run_grid(cfg: FinetuneConfig, jobs: int = 1, report_only: bool = False) -> dict[str, Any]:
     """Every (row, seed) run, then the summary; ``report_only`` summarises the finished runs only."""
     from .data import load_images
-    from .mini import MiniConfig, prepare_dev, resolve_spec
+    from .mini import MiniConfig, open_out, prepare_dev
 
     cfg.validate()
     start = time.time()
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    data_spec = resolve_spec(cfg.data, out / "data")
-    dev_spec = resolve_spec(cfg.dev, out / "data")
+    out, data_spec, dev_spec = open_out(cfg.out, cfg.data, cfg.dev)
     mini = MiniConfig(data=data_spec, dev=dev_spec, out=str(out), dev_limit=cfg.dev_limit, seed=cfg.dev_seed)
     clean_dir, c_dir, _ = prepare_dev(mini, dev_spec, out)
     if report_only:

@@ -55,7 +55,8 @@ import numpy as np
 
 from .. import paper
 from .corruptions import BENCHMARK
-from .mini_report import SHORT, machine_name, markdown_table, report, save_plot  # noqa: F401 (SHORT, markdown_table re-exported)
+# SHORT and markdown_table are re-exported for callers of the earlier single module
+from .mini_report import SHORT, machine_name, markdown_table, report, save_plot  # noqa: F401
 
 METHODS = ("nominal", "ada", "augmix", "ada+augmix")
 #: Paper's full-scale CIFAR-10-C mCE (%, Table 1; pre-activation ResNet-50, 300 epochs).
@@ -177,6 +178,13 @@ def resolve_spec(spec: str, dest: Path) -> str:
     return str(roots[0]) if len(roots) == 1 and any(q.is_dir() for q in roots[0].iterdir()) else str(target)
 
 
+def open_out(out: str | Path, data: str, dev: str) -> tuple[Path, str, str]:
+    """``OUT`` (created) and the training and dev specs, resolved by :func:`resolve_spec` under ``OUT/data``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out, resolve_spec(data, out / "data"), resolve_spec(dev, out / "data")
+
+
 def prepare_dev(cfg: MiniConfig, dev_spec: str, out: Path) -> tuple[Path, Path, dict]:
     """Seeded dev subset → ``OUT/clean`` (``images.npy``/``labels.npy``) and ``OUT/cifar10-c`` (make-c), cached.
 
@@ -255,17 +263,14 @@ def run_method(cfg: MiniConfig, method: str, data_spec: str, out: Path, clean_di
     return row
 
 
-# ---- report -------------------------------------------------------------------------------------
+# ---- the whole protocol ---------------------------------------------------------------------------
 def run(cfg: MiniConfig) -> dict[str, Any]:
     """The whole mini-protocol; returns what it writes to ``OUT/results.json``."""
     from .data import load_images
 
     cfg.validate()
     start = time.time()
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    data_spec = resolve_spec(cfg.data, out / "data")
-    dev_spec = resolve_spec(cfg.dev, out / "data")
+    out, data_spec, dev_spec = open_out(cfg.out, cfg.data, cfg.dev)
     if any("ada" in m.split("+") for m in cfg.methods):  # fail before training anything
         from ..weights import load_backbone
 
