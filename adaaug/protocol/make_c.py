@@ -27,28 +27,80 @@ from .corruptions import ALL, corrupt
 CHUNK = 500  # images per seeded chunk; fixed so that outputs do not depend on memory settings
 
 
-def _write_corruption(images: np.ndarray, out: Path, name: str, params: str, seed: int, tick=None) -> float:
-    """Write ``out/<name>.npy`` (via a temporary file, renamed when complete); returns the seconds taken.
+def _chunk_task(images_file: str, out: str, name: str, severity: int, chunk: int, size: int, params: str,
+                seed: int) -> float:
+    """Corrupt images ``chunk·size .. (chunk+1)·size − 1`` at ``severity`` into rows of ``out/.<name>.tmp.npy``;
+    returns the seconds taken.
 
-    ``tick``: called after each severity (progress).
+    The images are read from the ``.npy`` file ``images_file`` (memory-mapped) and the output file,
+    created beforehand, is written in place, so that several processes can fill disjoint rows of it.
+    The chunk's random numbers come from ``default_rng([seed, corruption index, severity, chunk index])``:
+    the rows do not depend on which process writes them, nor on the order.
     """
     start = time.perf_counter()
-    n, h, w = images.shape[:3]
-    index = ALL.index(name)
-    tmp = out / f".{name}.tmp.npy"
-    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(5 * n, h, w, 3))
-    for severity in range(1, 6):
-        for chunk, lo in enumerate(range(0, n, CHUNK)):
-            rng = np.random.default_rng([seed, index, severity, chunk])
-            hi = min(lo + CHUNK, n)
-            array[(severity - 1) * n + lo:(severity - 1) * n + hi] = corrupt(
-                images[lo:hi], name, severity, params=params, rng=rng)
-        if tick is not None:
-            tick(1)
+    images = np.load(images_file, mmap_mode="r")
+    n = images.shape[0]
+    lo, hi = chunk * size, min((chunk + 1) * size, n)
+    rng = np.random.default_rng([seed, ALL.index(name), severity, chunk])
+    array = np.load(Path(out) / f".{name}.tmp.npy", mmap_mode="r+")
+    array[(severity - 1) * n + lo:(severity - 1) * n + hi] = corrupt(
+        np.ascontiguousarray(images[lo:hi]), name, severity, params=params, rng=rng)
     array.flush()
     del array
-    os.replace(tmp, out / f"{name}.npy")
-    return round(time.perf_counter() - start, 2)
+    return time.perf_counter() - start
+
+
+def _single_threaded() -> None:
+    """Pool initialiser: one thread per library in each worker (the processes share the cores)."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:  # OpenCV is needed only by some corruptions, which then say so
+        pass
+
+
+def _write_all(images: np.ndarray, out: Path, names: list[str], params: str, seed: int, workers: int,
+               tick) -> dict[str, float]:
+    """Write ``out/<name>.npy`` for every name, chunk by chunk, in ``workers`` processes (1: here).
+
+    Each file is filled under a temporary name and renamed when complete. Returns the seconds spent
+    on each corruption (summed over its chunks and processes).
+    """
+    n, h, w = images.shape[:3]
+    images_file = out / ".make_c.images.tmp.npy"
+    np.save(images_file, images)
+    for name in names:
+        np.lib.format.open_memmap(out / f".{name}.tmp.npy", mode="w+", dtype=np.uint8, shape=(5 * n, h, w, 3)).flush()
+    tasks = [(str(images_file), str(out), name, severity, chunk, CHUNK, params, seed)
+             for name in names for severity in range(1, 6) for chunk in range(-(-n // CHUNK))]
+    seconds = dict.fromkeys(names, 0.0)
+    try:
+        if workers > 1 and len(tasks) > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=ctx,
+                                     initializer=_single_threaded) as pool:
+                futures = [pool.submit(_chunk_task, *task) for task in tasks]
+                for future in futures:
+                    future.add_done_callback(lambda _: tick(1))
+                for task, future in zip(tasks, futures):
+                    seconds[task[2]] += future.result()
+        else:
+            for task in tasks:
+                seconds[task[2]] += _chunk_task(*task)
+                tick(1)
+        for name in names:
+            os.replace(out / f".{name}.tmp.npy", out / f"{name}.npy")
+    finally:
+        images_file.unlink(missing_ok=True)
+        for name in names:
+            (out / f".{name}.tmp.npy").unlink(missing_ok=True)
+    return {name: round(s, 2) for name, s in seconds.items()}
 
 
 def resolve_params(size: str, height: int, width: int) -> str:
@@ -74,8 +126,9 @@ def make_c(source, out: str | os.PathLike, *, size: str = "auto", seed: int = 0,
         seed: non-negative integer; the same seed gives identical files.
         limit: use a seeded random subset of this many images (kept in source order); default all.
         corruptions: names from :data:`~adaaug.protocol.corruptions.ALL`; default all 19.
-        workers: processes writing corruptions in parallel (1: in this process). Outputs do not
-            depend on it.
+        workers: processes (spawned) sharing the work, one chunk of :data:`CHUNK` images of one
+            corruption and severity at a time (1: all in this process). The files are byte-identical
+            for any number of workers.
         verbose: a progress bar on stderr when bars are on (``adaaug make-c`` without ``--no-progress``,
             or ``ADAAUG_PROGRESS=1``).
     """
@@ -107,25 +160,13 @@ def make_c(source, out: str | os.PathLike, *, size: str = "auto", seed: int = 0,
     params = resolve_params(size, h, w)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(images, out, name, params, int(seed)) for name in names]
     from .progress import bar
 
-    with bar(total=5 * len(names), desc=f"make-c {params}", unit="severity") as progress:
+    chunks = -(-n // CHUNK)
+    with bar(total=5 * chunks * len(names), desc=f"make-c {params}", unit="chunk") as progress:
         if not verbose:
             progress.disable = True
-        if workers > 1 and len(names) > 1:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(min(workers, len(names)), mp_context=ctx) as pool:
-                futures = [pool.submit(_write_corruption, *job) for job in jobs]
-                for future in futures:
-                    future.add_done_callback(lambda _: progress.update(5))
-                seconds = [f.result() for f in futures]
-        else:
-            seconds = [_write_corruption(*job, tick=progress.update) for job in jobs]
-    timings = dict(zip(names, seconds))
+        timings = _write_all(images, out, names, params, int(seed), workers, progress.update)
     np.save(out / "labels.npy", np.tile(data.labels.numpy().astype(np.int64), 5))
     meta = {"source": spec, "images": n, "height": h, "width": w, "params": params, "seed": int(seed),
             "limit": limit, "corruptions": names, "classes": list(data.classes), "seconds": timings,
@@ -144,7 +185,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="use a seeded random subset of this many images (default: all)")
     p.add_argument("--corruptions", nargs="+", choices=ALL, metavar="NAME",
                    help=f"subset of corruptions (default: all 19: {', '.join(ALL)})")
-    p.add_argument("--workers", type=int, default=1, help="processes writing corruptions in parallel")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes sharing the work (e.g. the number of cores); the files do not depend on it")
 
 
 def main(args: argparse.Namespace) -> int:

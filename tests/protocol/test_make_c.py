@@ -257,3 +257,22 @@ def test_motion_blur_kernel_matches_imagecorruptions():
         ref = ref_module._motion_blur(image, radius=6, sigma=2, angle=angle)
         ours = C._im_motion_blur(image[None], 6, 2, np.array([angle]))[0]
         np.testing.assert_allclose(ours, ref, atol=1e-9)
+
+
+def test_workers_give_byte_identical_files(tmp_path, monkeypatch):
+    """Two processes write exactly the files one process writes (chunks seeded by position, not by worker);
+    the chunk size is shrunk so that each corruption is split over several chunks and both workers."""
+    from adaaug.protocol import make_c as M
+
+    monkeypatch.setattr(M, "CHUNK", 3)  # the spawned workers read the module's value: keep both paths alike
+    src = _write_folder(tmp_path / "src", per_class=4)  # 8 images: chunks of 3, 3, 2
+    names = ["gaussian_noise", "glass_blur", "contrast"]
+    one = M.make_c(str(src), tmp_path / "one", corruptions=names, workers=1, verbose=False)
+    two = M.make_c(str(src), tmp_path / "two", corruptions=names, workers=2, verbose=False)
+    for name in names + ["labels"]:
+        assert (tmp_path / "one" / f"{name}.npy").read_bytes() == (tmp_path / "two" / f"{name}.npy").read_bytes(), name
+    assert set(one["seconds"]) == set(two["seconds"]) == set(names)
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(
+        [f"{n}.npy" for n in names] + ["labels.npy", "make_c.json"])  # no temporary files left
+    with pytest.raises(ValueError, match="workers"):
+        M.make_c(str(src), tmp_path / "bad", corruptions=names, workers=0)
