@@ -1,7 +1,10 @@
 """Evaluation image sets: clean test sets, -C corruption directories, distribution-shift sets.
 
-Every set is an :class:`ImageSource`: ``len()``, int64 ``labels`` (N,), optional class names,
-and ``batches(batch_size)`` yielding float32 ``B×3×H×W`` tensors in [0, 1] in label order.
+Every set is an :class:`ImageSource`: ``len()``, int64 ``labels`` (N,), optional class names
+(label ``k`` is ``classes[k]``; None: labels are class indices), and ``batches(batch_size)`` yielding
+float32 ``B×3×H×W`` tensors in [0, 1] in label order. Sets are read as they are stored; the
+evaluation maps their labels to the model's outputs by class name
+(:func:`adaaug.protocol.eval_labels.align`).
 
 Layouts read:
 
@@ -12,9 +15,12 @@ Layouts read:
   share one size.
 - numpy: a directory holding ``*data.npy`` (uint8 ``N×H×W×3``) and ``*labels.npy`` (``N``), e.g.
   CIFAR-10.1's ``cifar10.1_v6_data.npy`` / ``cifar10.1_v6_labels.npy``, or ``images.npy``/``labels.npy``.
+  Labels are class indices, named by a class list next to them when there is one (``classes.json``,
+  ``classes.txt`` with one name per line, or the ``classes`` of ``make_c.json``).
 - -C directories: ``<corruption>.npy`` (uint8 ``(5·N)×H×W×3``, severities 1..5 stacked) with one
   ``labels.npy`` (``5·N``), the CIFAR-10-C layout (also what ``adaaug make-c`` writes); or the
-  ImageNet-C layout ``<corruption>/<severity>/<class>/<img>``.
+  ImageNet-C layout ``<corruption>/<severity>/<class>/<img>`` (each severity folder may hold any
+  subset of the classes).
 """
 from __future__ import annotations
 
@@ -40,8 +46,11 @@ def _spread(total: int, n: int) -> np.ndarray:
 class ImageSource(Protocol):
     labels: np.ndarray
     classes: list[str] | None
+    numeric: bool  # labels are the values of class folders named 0, 1, ...
 
     def __len__(self) -> int: ...
+
+    def relabel(self, labels: np.ndarray, classes: Sequence[str] | None) -> "ImageSource": ...
 
     def take(self, n: int | None) -> "ImageSource": ...
 
@@ -51,7 +60,7 @@ class ImageSource(Protocol):
 class ArraySource:
     """uint8 images ``N×H×W×3`` (numpy, memory-mapped numpy, or a torch ``N×3×H×W`` tensor) + labels."""
 
-    def __init__(self, images, labels, classes: Sequence[str] | None = None) -> None:
+    def __init__(self, images, labels, classes: Sequence[str] | None = None, numeric: bool = False) -> None:
         if isinstance(images, torch.Tensor):
             if images.ndim != 4 or images.shape[1] != 3:
                 raise ValueError(f"image tensor must be N×3×H×W, got {tuple(images.shape)}")
@@ -66,6 +75,11 @@ class ArraySource:
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         self.images, self.labels = images, labels.astype(np.int64)
         self.classes = list(classes) if classes is not None else None
+        self.numeric = numeric
+        if self.classes is not None and len(self.labels) and (self.labels.min() < 0
+                                                              or self.labels.max() >= len(self.classes)):
+            raise ValueError(f"labels reach {int(self.labels.max())} (minimum {int(self.labels.min())}) but only "
+                             f"{len(self.classes)} class names are given; the class list must name every label")
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -75,7 +89,11 @@ class ArraySource:
         if n is None or n >= len(self):
             return self
         idx = _spread(len(self), n)
-        return ArraySource(self.images[idx], self.labels[idx], self.classes)
+        return ArraySource(self.images[idx], self.labels[idx], self.classes, self.numeric)
+
+    def relabel(self, labels: np.ndarray, classes: Sequence[str] | None) -> "ArraySource":
+        """The same images with ``labels`` (N,) naming ``classes``."""
+        return ArraySource(self.images, labels, classes)
 
     def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
         for lo in range(0, len(self), batch_size):
@@ -104,7 +122,7 @@ class FolderSource:
             raise ValueError(f"no images found under {root}")
         self.labels = np.asarray(labels, dtype=np.int64)
         self.classes = None if numeric else names
-        self.size, self.root = size, root
+        self.numeric, self.size, self.root = numeric, size, root
 
     def __len__(self) -> int:
         return len(self.files)
@@ -116,6 +134,16 @@ class FolderSource:
         idx = _spread(len(self), n)
         out = FolderSource.__new__(FolderSource)
         out.__dict__.update(self.__dict__, files=[self.files[i] for i in idx], labels=self.labels[idx])
+        return out
+
+    def relabel(self, labels: np.ndarray, classes: Sequence[str] | None) -> "FolderSource":
+        """The same files with ``labels`` (N,) naming ``classes``."""
+        labels = np.asarray(labels, dtype=np.int64)
+        if labels.shape != self.labels.shape:
+            raise ValueError(f"{len(labels)} labels for {len(self)} images")
+        out = FolderSource.__new__(FolderSource)
+        out.__dict__.update(self.__dict__, labels=labels, classes=list(classes) if classes is not None else None,
+                            numeric=False)
         return out
 
     def _load(self, path: Path) -> np.ndarray:
@@ -156,6 +184,16 @@ def _npy_pair(root: Path) -> tuple[Path, Path] | None:
     return None
 
 
+def _with_names(source: ArraySource, classes: list[str] | None, root: Path) -> ArraySource:
+    """``source`` with its labels named by ``classes`` (a class-list file found next to them), checked."""
+    if classes is None:
+        return source
+    try:
+        return source.relabel(source.labels, classes)
+    except ValueError as err:
+        raise ValueError(f"{root}: {err} (class list from {root})") from None
+
+
 def open_image_set(spec: str | os.PathLike, size: int | None = None) -> ImageSource:
     """A clean or distribution-shift evaluation set (see the module docstring for layouts)."""
     spec = str(spec)
@@ -171,13 +209,16 @@ def open_image_set(spec: str | os.PathLike, size: int | None = None) -> ImageSou
         root = root.parent
     pair = _npy_pair(root)
     if pair is not None:
-        return ArraySource(np.load(pair[0], mmap_mode="r"), np.load(pair[1]))
+        from .eval_labels import class_list_near
+
+        return _with_names(ArraySource(np.load(pair[0], mmap_mode="r"), np.load(pair[1])), class_list_near(root),
+                           root)
     if size is None:
         from .data import load_image_folder
 
         data = load_image_folder(root)
         if all(c.isdigit() for c in data.classes):
-            return ArraySource(data.images, np.asarray([int(data.classes[i]) for i in data.labels]))
+            return ArraySource(data.images, np.asarray([int(data.classes[i]) for i in data.labels]), numeric=True)
         return ArraySource(data.images, data.labels.numpy(), data.classes)
     return FolderSource(root, size)
 
@@ -185,8 +226,12 @@ def open_image_set(spec: str | os.PathLike, size: int | None = None) -> ImageSou
 class CorruptionDir:
     """A -C directory: ``source(name, severity)`` gives the images of one corruption and severity."""
 
-    def __init__(self, root: str | os.PathLike, size: int | None = None) -> None:
+    def __init__(self, root: str | os.PathLike, size: int | None = None,
+                 classes: Sequence[str] | None = None) -> None:
+        """``classes``: the model's class names in logit order, which the evaluation maps this directory's
+        class names to (default: unknown, see :func:`~adaaug.protocol.eval_labels.align`)."""
         self.root, self.size = Path(root), size
+        self.classes = list(classes) if classes is not None else None
         if not self.root.is_dir():
             raise FileNotFoundError(f"corruption directory {self.root} does not exist")
         self.npy = {n: self.root / f"{n}.npy" for n in ALL if (self.root / f"{n}.npy").is_file()}
@@ -196,6 +241,7 @@ class CorruptionDir:
                                     f"labels.npy (CIFAR-10-C layout) or <corruption>/<severity>/ folders "
                                     f"(ImageNet-C layout), for corruptions among {', '.join(ALL)}")
         self.labels: np.ndarray | None = None
+        self.label_names: list[str] | None = None  # names of the npy layout's label indices, from a class list
         if self.npy:
             path = self.root / "labels.npy"
             if not path.is_file():
@@ -213,6 +259,12 @@ class CorruptionDir:
                 if shape[0] != len(self.labels):
                     raise ValueError(f"{file} holds {shape[0]} images but labels.npy has {len(self.labels)} labels; "
                                      f"both must be 5·N (severities 1..5 stacked)")
+            from .eval_labels import class_list_near
+
+            self.label_names = class_list_near(self.root)
+            if self.label_names is not None and len(self.labels) and self.labels.max() >= len(self.label_names):
+                raise ValueError(f"{path} has labels up to {int(self.labels.max())} but the class list next to it "
+                                 f"names {len(self.label_names)} classes; the class list must name every label")
 
     @property
     def names(self) -> list[str]:
@@ -220,6 +272,7 @@ class CorruptionDir:
         return [n for n in ALL if n in self.npy or n in self.folders]
 
     def source(self, name: str, severity: int, limit: int | None = None) -> ImageSource:
+        """The images of ``name`` at ``severity`` as stored (labels not yet mapped to the model's classes)."""
         if name not in self.names:
             raise KeyError(f"{name} is not in {self.root}")
         if severity not in (1, 2, 3, 4, 5):
@@ -228,6 +281,6 @@ class CorruptionDir:
             array = np.load(self.npy[name], mmap_mode="r")
             n = len(array) // 5
             sl = slice((severity - 1) * n, severity * n)
-            return ArraySource(array[sl], self.labels[sl]).take(limit)
+            return ArraySource(array[sl], self.labels[sl], self.label_names).take(limit)
         folder = self.folders[name] / str(severity)
         return FolderSource(folder, self.size).take(limit)

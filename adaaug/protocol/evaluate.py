@@ -9,6 +9,10 @@ accuracies are percentages.
   averaged: ``mean_c 100 · Σ_s E_s,c / Σ_s E_s,c(AlexNet)``.
 - The 4 extra corruptions (speckle noise, Gaussian blur, spatter, saturate) are reported
   separately (``"extra"``) and never enter mCE.
+- Labels are matched to the model's outputs by class name (:mod:`adaaug.protocol.eval_labels`):
+  a set may hold any subset of the model's classes, in any order; a class the model does not
+  have, or a named subset with the model's class names unknown, is refused (``ValueError``).
+  Every result records how many images (``n``) and classes (``classes``) were scored.
 
 Python API: :func:`load_model`, :func:`accuracy`, :func:`evaluate_corruptions`, :func:`mce`,
 :func:`alexnet_errors`, :func:`markdown_report`; attacks in :mod:`adaaug.protocol.attacks`,
@@ -29,7 +33,13 @@ from torch import nn
 
 from .. import paper
 from .corruptions import BENCHMARK, EXTRA
-from .eval_data import CorruptionDir, ImageSource, open_image_set
+from .eval_cli import add_arguments, check_paths
+from .eval_data import ArraySource, CorruptionDir, ImageSource, open_image_set
+from .eval_labels import align, check_class_list, checkpoint_classes, num_outputs, read_class_list
+from .eval_report import markdown_report
+
+__all__ = ["ModelPredictor", "accuracy", "alexnet_errors", "mce", "evaluate_corruptions", "evaluate_shift",
+           "load_model", "markdown_report", "add_arguments", "main"]
 
 Predictor = Callable[..., np.ndarray]  # predictor(source, columns=None) -> int64 predictions (N,)
 
@@ -66,13 +76,32 @@ def as_predictor(model: Union[nn.Module, Predictor], batch_size: int = 256,
     raise TypeError(f"expected an nn.Module or a predictor callable, got {type(model).__name__}")
 
 
-def accuracy(model: Union[nn.Module, Predictor], source: ImageSource, *, columns: Sequence[int] | None = None,
-             batch_size: int = 256, device: str | torch.device | None = None) -> float:
-    """Top-1 accuracy (%) on ``source``; ``columns`` restricts the logits to those classes (labels index them)."""
+def _hits(predict: Predictor, source: ImageSource, columns: Sequence[int] | None = None) -> float:
+    """Accuracy (%) of ``predict`` on ``source`` whose labels already index the model's outputs (or ``columns``)."""
     if len(source) == 0:
         raise ValueError("cannot evaluate on an empty image set")
-    preds = as_predictor(model, batch_size, device)(source, columns)
+    preds = predict(source, columns)
+    if len(preds) != len(source):
+        raise ValueError(f"the predictor returned {len(preds)} predictions for {len(source)} images")
     return 100.0 * float(np.mean(preds == source.labels))
+
+
+def accuracy(model: Union[nn.Module, Predictor], source: ImageSource, *, columns: Sequence[int] | None = None,
+             classes: Sequence[str] | None = None, batch_size: int = 256,
+             device: str | torch.device | None = None) -> float:
+    """Top-1 accuracy (%) on ``source``.
+
+    Args:
+        classes: the model's class names in logit order; ``source``'s class names are matched to
+            them (:func:`~adaaug.protocol.eval_labels.align`; ``ValueError`` on a mismatch). None:
+            unknown, then a named ``source`` must hold exactly as many classes as the model has outputs.
+        columns: restrict the logits to these output indices; ``source``'s labels then index
+            ``columns`` and are not matched by name.
+    """
+    predict = as_predictor(model, batch_size, device)
+    if columns is None:
+        source = align(source, classes, num_outputs=num_outputs(model, source, device), where="the image set")
+    return _hits(predict, source, columns)
 
 
 def alexnet_errors(per_severity: bool = False) -> dict:
@@ -104,8 +133,33 @@ def mce(ce: Mapping[str, float], alexnet: Mapping[str, float] | None = None) -> 
     return float(np.mean([100.0 * ce[c] / alexnet[c] for c in BENCHMARK]))
 
 
+def _check_c_classes(cdir: CorruptionDir, jobs, classes: list[str] | None, k: int | None) -> None:
+    """Match every set's class names before any image is decoded (a mismatch fails at once, not hours in)."""
+    for name, severity in jobs:
+        if name in cdir.npy:
+            labels, names, numeric = cdir.labels, cdir.label_names, False
+        else:
+            folder = cdir.folders[name] / str(severity)
+            if not folder.is_dir():
+                raise FileNotFoundError(f"{folder} is missing: the ImageNet-C layout needs severities 1..5 "
+                                        f"(<corruption>/<severity>/<class>/)")
+            found = sorted(d.name for d in folder.iterdir() if d.is_dir())
+            numeric = bool(found) and all(n.isdigit() for n in found)
+            labels = np.asarray([int(n) for n in found] if numeric else range(len(found)), dtype=np.int64)
+            names = None if numeric else found
+        stub = ArraySource(np.zeros((len(labels), 1, 1, 3), np.uint8), labels, names, numeric)
+        align(stub, classes, num_outputs=k, where=_where(cdir, name, severity))
+        if name in cdir.npy:
+            return  # one labels.npy serves every npy corruption
+
+
+def _where(cdir: CorruptionDir, name: str, severity: int) -> str:
+    return f"{cdir.npy[name]} (severity {severity})" if name in cdir.npy else str(cdir.folders[name] / str(severity))
+
+
 def evaluate_corruptions(model: Union[nn.Module, Predictor], c_dir: str | os.PathLike | CorruptionDir, *,
-                         alexnet: bool = False, corruptions: Sequence[str] | None = None, batch_size: int = 256,
+                         alexnet: bool = False, corruptions: Sequence[str] | None = None,
+                         classes: Sequence[str] | None = None, batch_size: int = 256,
                          device: str | torch.device | None = None, limit: int | None = None,
                          image_size: int | None = None) -> dict:
     """Errors on a -C directory (CIFAR-10-C or ImageNet-C layout, see :mod:`~adaaug.protocol.eval_data`).
@@ -114,14 +168,24 @@ def evaluate_corruptions(model: Union[nn.Module, Predictor], c_dir: str | os.Pat
         model: classifier on [0, 1] images, or a predictor (e.g. :class:`~adaaug.protocol.param_noise.NoisyPredictor`).
         alexnet: normalise by AlexNet's errors (ImageNet-C) instead of the plain mean (CIFAR-10-C).
         corruptions: subset to evaluate (default: every corruption present).
+        classes: the model's class names in logit order (default: ``c_dir.classes`` of a
+            :class:`~adaaug.protocol.eval_data.CorruptionDir`, else unknown). Class folders (and the
+            class list next to ``labels.npy``) are matched to them by name, so a set may hold any
+            subset of the classes in any order. Unknown classes: a named set must hold exactly as
+            many classes as the model has outputs; index labels are used as they are.
         limit: evaluate only ``limit`` evenly spaced images of each severity (smoke tests).
     Returns:
         ``{"errors": {c: [e_1..e_5]}, "ce": {c: mean}, "mce": float | None, "extra": {c: mean},
-        "normalized_ce": {...}, "unnormalized_mce": ...}`` (the last two with ``alexnet``), in %.
+        "n": images scored in all, "n_per_set": {c: [n_1..n_5]}, "classes": distinct classes scored,
+        "normalized_ce": {...}, "unnormalized_mce": ...}`` (the last two with ``alexnet``), errors in %.
         ``mce`` is None (with ``"missing"`` listing what lacks) unless all 15 benchmark corruptions
         were evaluated.
+    Raises:
+        ValueError: a class name not among ``classes``, or a named subset with ``classes`` unknown
+            (checked for every set before any image is scored); FileNotFoundError: absent corruptions.
     """
-    cdir = c_dir if isinstance(c_dir, CorruptionDir) else CorruptionDir(c_dir, image_size)
+    cdir = c_dir if isinstance(c_dir, CorruptionDir) else CorruptionDir(c_dir, image_size, classes)
+    classes = list(classes) if classes is not None else cdir.classes
     names = cdir.names if corruptions is None else list(corruptions)
     absent = [c for c in names if c not in cdir.names]
     if absent:
@@ -129,14 +193,21 @@ def evaluate_corruptions(model: Union[nn.Module, Predictor], c_dir: str | os.Pat
     from .progress import bar
 
     predict = as_predictor(model, batch_size, device)
-    errors: dict[str, list[float]] = {name: [] for name in names}
     jobs = [(name, s) for name in names for s in paper.CORRUPTION_SEVERITIES]
+    k = num_outputs(model, cdir.source(*jobs[0], 1), device) if jobs else None
+    _check_c_classes(cdir, jobs, classes, k)
+    errors: dict[str, list[float]] = {name: [] for name in names}
+    counts: dict[str, list[int]] = {name: [] for name in names}
+    seen: set[int] = set()
     for name, severity in bar(jobs, desc=f"{cdir.root.name}", unit="set"):
-        src = cdir.source(name, severity, limit)
-        errors[name].append(100.0 - 100.0 * float(np.mean(predict(src) == src.labels)))
+        src = align(cdir.source(name, severity, limit), classes, num_outputs=k, where=_where(cdir, name, severity))
+        errors[name].append(100.0 - _hits(predict, src))
+        counts[name].append(len(src))
+        seen.update(np.unique(src.labels).tolist())
     ce = {c: float(np.mean(e)) for c, e in errors.items()}
     out: dict = {"errors": errors, "ce": {c: ce[c] for c in BENCHMARK if c in ce},
-                 "extra": {c: ce[c] for c in EXTRA if c in ce}}
+                 "extra": {c: ce[c] for c in EXTRA if c in ce},
+                 "n": int(sum(map(sum, counts.values()))), "n_per_set": counts, "classes": len(seen)}
     missing = [c for c in BENCHMARK if c not in ce]
     if missing:
         out.update(mce=None, missing=missing)
@@ -150,22 +221,26 @@ def evaluate_corruptions(model: Union[nn.Module, Predictor], c_dir: str | os.Pat
 
 
 def evaluate_shift(model: Union[nn.Module, Predictor], spec: str | os.PathLike, *,
-                   train_classes: Sequence[str] | None = None, image_size: int | None = None,
-                   batch_size: int = 256, device: str | torch.device | None = None) -> dict:
+                   classes: Sequence[str] | None = None, train_classes: Sequence[str] | None = None,
+                   image_size: int | None = None, batch_size: int = 256,
+                   device: str | torch.device | None = None) -> dict:
     """Accuracy (%) on a distribution-shift set (CIFAR-10.1, ImageNet-v2, ImageNet-R).
 
-    When the set's class folders are a strict subset of ``train_classes`` (ImageNet-R: 200 of
-    the 1000 ImageNet classes), only those logits compete (Hendrycks et al. 2021).
+    ``classes`` (alias ``train_classes``): the model's class names in logit order; the set's class
+    names are matched to them (see :func:`accuracy`). When the set's classes are a strict subset
+    of them (ImageNet-R: 200 of the 1000 ImageNet classes), only those logits compete
+    (Hendrycks et al. 2021). Returns ``{"accuracy": %, "n": images, "classes": classes scored}``.
     """
+    if classes is None:
+        classes = train_classes
     src = open_image_set(spec, image_size)
+    aligned = align(src, classes, num_outputs=num_outputs(model, src, device), where=str(spec))
     columns = None
-    if src.classes is not None and train_classes is not None and list(src.classes) != list(train_classes):
-        unknown = [c for c in src.classes if c not in train_classes]
-        if unknown:
-            raise ValueError(f"{spec}: classes {unknown[:5]} are not among the training classes")
-        columns = [list(train_classes).index(c) for c in src.classes]
-    return {"accuracy": accuracy(model, src, columns=columns, batch_size=batch_size, device=device),
-            "n": len(src), "classes": len(columns) if columns else None}
+    if src.classes is not None and classes is not None and len(src.classes) < len(classes):
+        columns = [list(classes).index(c) for c in src.classes]
+        aligned = src  # labels index the set's own classes, i.e. ``columns``
+    acc = _hits(as_predictor(model, batch_size, device), aligned, columns)
+    return {"accuracy": acc, "n": len(aligned), "classes": len(np.unique(aligned.labels))}
 
 
 CLASSIFIER_ARCHS = ("resnet20", "preact_resnet50", "resnet50")
@@ -190,7 +265,17 @@ def load_model(arch: str | None = None, *, checkpoint: str | os.PathLike | None 
     ``final.safetensors``; its metadata fills ``arch``/``num_classes``/``normalize`` left as None), or a
     ``torch.save`` dict ``{"model": state_dict, ...}`` / a bare ``state_dict``, read with
     ``weights_only=True``. ``weights``: a packaged classifier ``NAME[:TAG]`` (``adaaug.weights.load_classifier``).
+    The class names a checkpoint records: :func:`load_model_and_classes`.
     """
+    return load_model_and_classes(arch, checkpoint=checkpoint, weights=weights, num_classes=num_classes,
+                                  normalize=normalize)[0]
+
+
+def load_model_and_classes(arch: str | None = None, *, checkpoint: str | os.PathLike | None = None,
+                           weights: str | None = None, num_classes: int | None = None,
+                           normalize: str | None = None) -> tuple[nn.Module, list[str] | None]:
+    """:func:`load_model` and the class names in logit order the checkpoint records (``adaaug train``
+    writes them into ``final.safetensors``; a ``torch.save`` dict may hold a ``"classes"`` list), else None."""
     from ..models import build_classifier
     from ..weights import load_classifier
 
@@ -201,7 +286,7 @@ def load_model(arch: str | None = None, *, checkpoint: str | os.PathLike | None 
         _check_packaged_classifier(name, tag or "cifar10")
         if arch is not None and arch != name:
             raise ValueError(f"--weights {weights} is a {name}, but arch {arch!r} was requested")
-        return load_classifier(name, tag or "cifar10")
+        return load_classifier(name, tag or "cifar10"), None
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -219,6 +304,9 @@ def load_model(arch: str | None = None, *, checkpoint: str | os.PathLike | None 
         except Exception as err:
             raise ValueError(f"cannot read {path} as a torch checkpoint ({type(err).__name__}: {err})") from err
         state = obj.get("model", obj.get("state_dict", obj)) if isinstance(obj, dict) else None
+        if isinstance(obj, dict) and isinstance(obj.get("classes"), (list, tuple)):
+            meta = {"classes": list(obj["classes"])}
+            state = {k: v for k, v in state.items() if k != "classes"} if state is obj else state
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise ValueError(f"{path} holds no state_dict: expected {{'model': state_dict, ...}} or a state_dict")
     arch = arch or meta.get("arch")
@@ -236,143 +324,45 @@ def load_model(arch: str | None = None, *, checkpoint: str | os.PathLike | None 
     except RuntimeError as err:
         raise ValueError(f"{path} does not fit {arch} with {classes} classes: {str(err).splitlines()[0]} "
                          f"(wrong --arch or --num-classes?)") from err
-    return model.eval()
-
-
-def markdown_report(results: Mapping, label: str = "model") -> str:
-    """Markdown tables shaped like the paper's Tables 1, 4 and 8: clean error, mCE, then per-corruption errors."""
-    short = {"gaussian_noise": "Gauss", "shot_noise": "Shot", "impulse_noise": "Impulse", "defocus_blur": "Defocus",
-             "glass_blur": "Glass", "motion_blur": "Motion", "zoom_blur": "Zoom", "snow": "Snow", "frost": "Frost",
-             "fog": "Fog", "brightness": "Bright", "contrast": "Contrast", "elastic_transform": "Elastic",
-             "pixelate": "Pixel", "jpeg_compression": "JPEG", "speckle_noise": "Speckle",
-             "gaussian_blur": "Gauss. blur", "spatter": "Spatter", "saturate": "Saturate"}
-
-    def fmt(v) -> str:
-        return "–" if v is None else f"{v:.2f}"
-
-    def table(title: str, rows: list[tuple[str, float | None, Mapping]], key: str) -> list[str]:
-        cols = [c for c in BENCHMARK if any(c in r[2].get(key, {}) for r in rows)]
-        lines = [f"### {title}", "", "| model | clean error | mCE | " + " | ".join(short[c] for c in cols) + " |",
-                 "|" + " --- |" * (3 + len(cols))]
-        for name, clean, res in rows:
-            vals = [fmt(res.get(key, {}).get(c)) for c in cols]
-            lines.append(f"| {name} | {fmt(clean)} | {fmt(res.get('mce'))} | " + " | ".join(vals) + " |")
-        extra_cols = [c for c in EXTRA if any(c in r[2].get("extra", {}) for r in rows)]
-        if extra_cols:
-            lines += ["", "Extra corruptions (not in mCE), error %:", "",
-                      "| model | " + " | ".join(short[c] for c in extra_cols) + " |",
-                      "|" + " --- |" * (1 + len(extra_cols))]
-            lines += [f"| {n} | " + " | ".join(fmt(r.get("extra", {}).get(c)) for c in extra_cols) + " |"
-                      for n, _, r in rows]
-        return lines + [""]
-
-    clean = results.get("clean", {}).get("error")
-    out: list[str] = []
-    for key, title, ce_key in (("cifar10_c", "CIFAR-10-C (error %, mCE = mean of the 15)", "ce"),
-                               ("imagenet_c", "ImageNet-C (CE normalised by AlexNet, %)", "normalized_ce")):
-        if key in results:
-            out += table(title, [(label, clean, results[key])], ce_key)
-    if "param_noise" in results:
-        noise = results["param_noise"]
-        ce_key = "normalized_ce" if any("normalized_ce" in r for r in noise["results"].values()) else "ce"
-        rows = [(f"{label}, η = {eta}", r["clean_error"], r) for eta, r in noise["results"].items()]
-        out += table(f"Parameter noise (Table 4; {noise['samples']} samples, error %)", rows, ce_key)
-    if not out:
-        out += [f"### {label}", "", f"clean error: {fmt(clean)}", ""]
-    if results.get("shift"):
-        out += ["### Distribution shift (accuracy %)", "", "| set | accuracy | n |", "| --- | --- | --- |"]
-        out += [f"| {k} | {fmt(v['accuracy'])} | {v['n']} |" for k, v in results["shift"].items()] + [""]
-    if "robust" in results:
-        r = results["robust"]
-        cols = [("Linf", e) for e in r["Linf"]] + [("L2", e) for e in r["L2"]]
-        out += [f"### Robust accuracy (%; {r['method']}, {r['n']} images)", "",
-                "| clean | " + " | ".join(f"ℓ{'∞' if n == 'Linf' else '2'} ε={e}" for n, e in cols) + " |",
-                "|" + " --- |" * (1 + len(cols)),
-                f"| {fmt(r.get('clean_accuracy'))} | " + " | ".join(fmt(r[n][e]) for n, e in cols) + " |", ""]
-    return "\n".join(out)
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", help="safetensors state_dict or torch checkpoint {'model': state_dict, ...}")
-    src.add_argument("--weights", help="packaged classifier NAME[:TAG], e.g. resnet20 (tag cifar10)")
-    p.add_argument("--arch", help="resnet20, preact_resnet50 or resnet50 (default: recorded in the checkpoint)")
-    p.add_argument("--num-classes", type=int, help="number of classes (default: recorded in the checkpoint, else 10)")
-    p.add_argument("--normalize", choices=("cifar10", "imagenet"),
-                   help="input normalisation preset (default: recorded in the checkpoint, else by --arch)")
-    p.add_argument("--data", required=True, help="clean test set: ImageFolder dir, *data.npy dir or cifar10:<root>")
-    p.add_argument("--cifar-c", help="CIFAR-10-C directory (<corruption>.npy + labels.npy) (default: none)")
-    p.add_argument("--imagenet-c",
-                   help="ImageNet-C directory (npy or <corruption>/<severity>/<class>/ layout) (default: none)")
-    p.add_argument("--cifar101", help="CIFAR-10.1 (ImageFolder or *data.npy + *labels.npy) (default: none)")
-    p.add_argument("--imagenet-v2",
-                   help="ImageNet-v2 (ImageFolder; folders 0..999 are class indices) (default: none)")
-    p.add_argument("--imagenet-r",
-                   help="ImageNet-R (ImageFolder of 200 wnids; needs --data with wnid folders) (default: none)")
-    p.add_argument("--image-size", type=int,
-                   help="resize+centre-crop folder images to this size, e.g. 224 for ImageNet (default: no resizing)")
-    p.add_argument("--attacks", action="store_true",
-                   help="ℓ∞ (1/255, 2/255) and ℓ2 (0.5, 1.0) robust accuracy (default: off)")
-    p.add_argument("--attack-method", choices=("auto", "autoattack", "pgd"), default="auto",
-                   help="auto: AutoAttack for 32×32 images (CIFAR-10), 100-step PGD × 10 restarts otherwise")
-    p.add_argument("--attack-samples", type=int, help="attack only N evenly spaced clean test images (default: all)")
-    p.add_argument("--pgd-steps", type=int, default=paper.IMAGENET_PGD_STEPS, help="PGD steps (paper: 100)")
-    p.add_argument("--pgd-restarts", type=int, default=paper.IMAGENET_PGD_RESTARTS, help="PGD restarts (paper: 10)")
-    p.add_argument("--param-noise", type=float, nargs="+", metavar="ETA",
-                   help="Table 4: η values, e.g. 0 0.02 0.04 (default: no parameter-noise evaluation)")
-    p.add_argument("--noise-samples", type=int, default=paper.PARAM_NOISE_SAMPLES,
-                   help="perturbation draws averaged per η (paper: 50)")
-    p.add_argument("--limit", type=int, help="only N evenly spaced images of every set/severity (default: all)")
-    p.add_argument("--seed", type=int, default=0, help="seeds attacks and parameter noise")
-    p.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
-    p.add_argument("--device", help="default: cuda if available, else cpu")
-    p.add_argument("--label", help="row label in the markdown table (default: checkpoint file name)")
-    p.add_argument("--out", required=True, help="results JSON")
-    p.add_argument("--markdown", help="also write markdown tables here (default: stdout only)")
-
-
-def _check_paths(args: argparse.Namespace) -> None:
-    """Fail before any work when a given path is missing or a number is out of range (one line, exit 2)."""
-    from ..cli import UsageError
-
-    for flag in ("data", "cifar_c", "imagenet_c", "cifar101", "imagenet_v2", "imagenet_r", "checkpoint"):
-        value = getattr(args, flag, None)
-        if value and not str(value).startswith("cifar10:") and not Path(value).exists():
-            raise UsageError(f"--{flag.replace('_', '-')} {value} does not exist")
-    for flag in ("limit", "attack_samples", "image_size", "num_classes"):
-        value = getattr(args, flag, None)
-        if value is not None and value < 1:
-            raise UsageError(f"--{flag.replace('_', '-')} must be a positive integer, got {value}")
-    if args.batch_size < 1 or args.noise_samples < 1:
-        raise UsageError("--batch-size and --noise-samples must be positive integers")
-    if args.param_noise and any(not eta >= 0 for eta in args.param_noise):
-        raise UsageError(f"--param-noise values must be ≥ 0, got {args.param_noise}")
+    return model.eval(), checkpoint_classes(meta, str(path))
 
 
 def main(args: argparse.Namespace) -> int:
     from .attacks import evaluate_attacks
     from .param_noise import evaluate_param_noise
 
-    _check_paths(args)
+    check_paths(args)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = load_model(args.arch, checkpoint=args.checkpoint, weights=args.weights, num_classes=args.num_classes,
-                       normalize=args.normalize).to(device)
+    model, classes = load_model_and_classes(args.arch, checkpoint=args.checkpoint, weights=args.weights,
+                                            num_classes=args.num_classes, normalize=args.normalize)
+    model = model.to(device)
+    origin = "checkpoint" if classes is not None else None
+    if args.classes:
+        classes, origin = read_class_list(args.classes), "--classes"
     opts = dict(batch_size=args.batch_size, device=device)
-    clean = open_image_set(args.data, args.image_size)
+    raw = open_image_set(args.data, args.image_size)
+    k = num_outputs(model, raw, device)
+    if classes is not None:
+        check_class_list(classes, f"the class list ({origin})", k)
+    clean = align(raw, classes, num_outputs=k, where=f"--data {args.data}")
+    if classes is None and raw.classes is not None:  # --data names all of the model's classes: they define them
+        classes, origin = list(raw.classes), "--data"
     if args.limit:
         clean = clean.take(args.limit)
-    acc = accuracy(model, clean, **opts)
-    results: dict = {"model": {"arch": args.arch, "checkpoint": args.checkpoint, "weights": args.weights},
-                     "clean": {"accuracy": acc, "error": 100.0 - acc, "n": len(clean)}}
+    acc = _hits(as_predictor(model, **opts), clean)
+    results: dict = {"model": {"arch": args.arch, "checkpoint": args.checkpoint, "weights": args.weights,
+                               "outputs": k, "class_names_from": origin},
+                     "clean": {"accuracy": acc, "error": 100.0 - acc, "n": len(clean),
+                               "classes": len(np.unique(clean.labels))}}
     c_sets = {"cifar10_c": (args.cifar_c, False), "imagenet_c": (args.imagenet_c, True)}
     for key, (path, alex) in c_sets.items():
         if path:
-            results[key] = evaluate_corruptions(model, path, alexnet=alex, limit=args.limit,
+            results[key] = evaluate_corruptions(model, path, alexnet=alex, limit=args.limit, classes=classes,
                                                 image_size=args.image_size, **opts)
     shifts = {"cifar10.1": args.cifar101, "imagenet-v2": args.imagenet_v2, "imagenet-r": args.imagenet_r}
     for name, path in shifts.items():
         if path:
-            results.setdefault("shift", {})[name] = evaluate_shift(model, path, train_classes=clean.classes,
+            results.setdefault("shift", {})[name] = evaluate_shift(model, path, classes=classes,
                                                                    image_size=args.image_size, **opts)
     if args.attacks:
         subset = clean.take(args.attack_samples)
@@ -385,7 +375,7 @@ def main(args: argparse.Namespace) -> int:
         results["robust"] = evaluate_attacks(model, images, labels, method=method, seed=args.seed, **pgd, **opts)
     if args.param_noise:
         path, alex = (args.cifar_c, False) if args.cifar_c else (args.imagenet_c, True)
-        c_dir = CorruptionDir(path, args.image_size) if path else None
+        c_dir = CorruptionDir(path, args.image_size, classes) if path else None
         results["param_noise"] = evaluate_param_noise(model, clean, c_dir, etas=args.param_noise,
                                                       samples=args.noise_samples, seed=args.seed, alexnet=alex,
                                                       limit=args.limit, **opts)

@@ -319,7 +319,7 @@ def _finish(cfg: TrainConfig, env: D.DistEnv, rt: Runtime, m: Model, data: Train
               "ranks_agree": len(set(checksums)) == 1, "out": str(out), "device": str(rt.device),
               "amp_bf16": rt.amp, "channels_last": rt.channels_last}
     if env.is_main:
-        _export(m.model, cfg, out / "final.safetensors", data.num_classes)
+        _export(m.model, cfg, out / "final.safetensors", data.num_classes, data.source.classes)
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
         (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     D.barrier(env)
@@ -329,13 +329,15 @@ def _finish(cfg: TrainConfig, env: D.DistEnv, rt: Runtime, m: Model, data: Train
     return result
 
 
-def _export(model: nn.Module, cfg: TrainConfig, path: Path, num_classes: int) -> None:
+def _export(model: nn.Module, cfg: TrainConfig, path: Path, num_classes: int, classes: list[str]) -> None:
+    """Write the state_dict with its arch, class count and names (logit order; ``adaaug eval`` matches sets by them)."""
     from safetensors.torch import save_file
 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = path.with_name(f".{path.name}.tmp")
     save_file(state, str(tmp), metadata={"arch": cfg.arch, "num_classes": str(num_classes),
-                                         "normalize": cfg.preset, "method": cfg.method})
+                                         "normalize": cfg.preset, "method": cfg.method,
+                                         "classes": json.dumps([str(c) for c in classes])})
     tmp.chmod(0o644)
     tmp.replace(path)
 

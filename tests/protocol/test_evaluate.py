@@ -306,5 +306,5 @@ def test_shift_sets_class_subsets_and_numeric_folders(tmp_path):
     assert next(iter(v2.batches(8))).shape == (4, 3, 32, 32)
     with pytest.raises(ValueError, match="different sizes"):
         open_image_set(tmp_path / "r", size=None)
-    with pytest.raises(ValueError, match="not among the training classes"):
+    with pytest.raises(ValueError, match="not among the model.s 2 classes"):
         evaluate_shift(Oracle(), tmp_path / "r", train_classes=["c0", "c1"], image_size=32)
