@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .per_example import PerExampleBackbone
+from .per_example import PerExampleBackbone, check_output
 from .perturb import Blocks, block_radii, default_step_size
 
 
@@ -33,10 +33,12 @@ class Corruptor:
         """(params, buffers, radii) on ``device``; floating tensors in ``dtype``."""
         key = (device, dtype)
         if key not in self._cache:
-            def move(t: torch.Tensor) -> torch.Tensor:
-                return t.detach().to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
+            def move(t: torch.Tensor, copy: bool = False) -> torch.Tensor:
+                return t.detach().to(device=device, dtype=dtype if t.is_floating_point() else t.dtype, copy=copy)
+            # one entry per tensor: a weight tied under several names is one block, perturbed once
             params = {k: move(p) for k, p in self.module.named_parameters()}
-            buffers = {k: move(b) for k, b in self.module.named_buffers()}
+            # copies: a forward that writes into a buffer must not reach the backbone's own
+            buffers = {k: move(b, copy=True) for k, b in self.module.named_buffers()}
             self._cache[key] = (params, buffers, block_radii(params, self.nu))
         return self._cache[key]
 
@@ -49,4 +51,4 @@ class Corruptor:
         runner = self.__dict__.get("_runner")
         if runner is None:
             runner = self._runner = PerExampleBackbone(self.module)
-        return runner(x, delta, params, buffers).clamp(0, 1)
+        return check_output(self.module, runner(x, delta, params, buffers), x).clamp(0, 1)

@@ -5,7 +5,8 @@ generic way is ``vmap(functional_call)`` over the examples, which turns every co
 into a grouped convolution and every other op into a batched one. For a network whose
 parameters all sit in plain ``nn.Conv2d`` / ``nn.ConvTranspose2d`` / ``nn.Linear`` layers,
 this module does the same computation directly: :func:`per_example_call` swaps the stacked
-per-example weights (``N × *φ.shape``) into the module with ``functional_call`` and, while
+per-example weights (``N × *φ.shape``) into the module (:func:`adaaug._reparam.swapped`, which
+handles tied weights and leaves the module as found) and, while
 the module runs on the whole nano-batch, intercepts the convolution and linear calls that
 receive such a weight and computes them per example:
 
@@ -39,6 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
+
+from ._reparam import TensorSlots, swapped
 
 _LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 
@@ -116,32 +119,79 @@ class _PerExampleMode(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+_NEED = "an image tensor of the input's shape N×C×H×W (values are clamped to [0, 1])"
+
+
+def _check_tensor(module: nn.Module, out: object) -> None:
+    if not isinstance(out, torch.Tensor):
+        hint = ("; wrap it in a module whose forward returns only the image (e.g. `return self.inner(x)[0]` if "
+                "the image comes first)") if isinstance(out, (tuple, list, dict)) else ""
+        raise TypeError(f"backbone {type(module).__name__} returned a {type(out).__name__}, but a corruption "
+                        f"backbone must return {_NEED}{hint}")
+
+
+def check_output(module: nn.Module, out: object, x: torch.Tensor) -> torch.Tensor:
+    """``out`` if it is a floating tensor of ``x``'s shape, else a TypeError/ValueError naming ``module``.
+
+    A corruption backbone must map images to images: ``N×C×H×W`` in, the same shape out (values
+    are clamped to [0, 1] afterwards). One ``isinstance`` and one shape comparison, no device sync.
+    """
+    need, name = _NEED, type(module).__name__
+    _check_tensor(module, out)
+    if out.shape != x.shape:
+        got, want = "×".join(map(str, out.shape[1:])), "×".join(map(str, x.shape[1:]))
+        raise ValueError(f"backbone {name} returned images of shape {got} for inputs of shape {want} (per example); "
+                         f"a corruption backbone must return {need}: keep the spatial size (padding) and the "
+                         f"number of channels, or resize its output back to the input's size")
+    if not out.is_floating_point():
+        raise TypeError(f"backbone {name} returned {out.dtype} images; a corruption backbone must return {need}, "
+                        f"floating point and differentiable with respect to its weights")
+    return out
+
+
 def per_example_call(module: nn.Module, weights: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
-                     x: torch.Tensor) -> torch.Tensor:
+                     x: torch.Tensor, slots: TensorSlots | None = None) -> torch.Tensor:
     """``module`` applied to example n of ``x`` with parameters ``weights[k][n]``, for every n.
 
     Args:
         module: a module for which :func:`supports` is true.
-        weights: ``{parameter name: N × *φ.shape}``, every parameter of ``module``.
+        weights: ``{parameter name: N × *φ.shape}``, every parameter of ``module`` (names as
+            ``named_parameters()``; a tied weight under its first name only, see :mod:`adaaug._reparam`).
         buffers: ``{buffer name: tensor}``, shared by all examples.
         x: inputs ``N × …``.
+        slots: ``TensorSlots(module)``, if already built.
 
-    Returns the stacked outputs ``N × …``.
+    Returns the stacked outputs ``N × …`` (whatever ``module`` returns). The module is left as
+    found (same Parameter objects); random operations in its ``forward`` draw independently for
+    each example (they run on the whole nano-batch).
     """
+    slots = slots if slots is not None else TensorSlots(module)
     if x.shape[0] == 0:  # a grouped convolution needs at least one group
-        return torch.func.functional_call(module, {**dict(module.named_parameters()), **buffers}, (x,))
-    with _PerExampleMode():
-        return torch.func.functional_call(module, {**weights, **buffers}, (x,))
+        with swapped(slots, buffers):
+            return module(x)
+    with _PerExampleMode(), swapped(slots, {**weights, **buffers}):
+        return module(x)
 
 
 def vmap_call(module: nn.Module, weights: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
-              x: torch.Tensor) -> torch.Tensor:
-    """The same as :func:`per_example_call` for any module, through ``vmap(functional_call)``."""
+              x: torch.Tensor, slots: TensorSlots | None = None) -> torch.Tensor:
+    """The same as :func:`per_example_call` for any module, through ``vmap``.
+
+    Random operations in the module's ``forward`` (``torch.rand_like``, dropout in training mode)
+    draw independently for each example (``vmap``'s ``randomness="different"``), as on the direct path,
+    from torch's global generator. The module must return one tensor (else a TypeError naming it).
+    """
+    slots = slots if slots is not None else TensorSlots(module)
+
     def one(w: dict[str, torch.Tensor], xi: torch.Tensor) -> torch.Tensor:
-        return torch.func.functional_call(module, {**w, **buffers}, (xi.unsqueeze(0),)).squeeze(0)
+        with swapped(slots, {**w, **buffers}):
+            out = module(xi.unsqueeze(0))
+        _check_tensor(module, out)
+        return out.squeeze(0)
     if x.shape[0] == 0:
-        return torch.func.functional_call(module, {**dict(module.named_parameters()), **buffers}, (x,))
-    return torch.func.vmap(one)(weights, x)
+        with swapped(slots, buffers):
+            return module(x)
+    return torch.func.vmap(one, randomness="different")(weights, x)
 
 
 class _AddInto(torch.autograd.Function):
@@ -174,6 +224,7 @@ class PerExampleBackbone:
     def __init__(self, module: nn.Module) -> None:
         self.module = module
         self.direct = supports(module)
+        self.slots = TensorSlots(module)
         self._storage: dict[tuple, dict[str, torch.Tensor]] = {}
 
     def weights(self, params: dict[str, torch.Tensor], delta: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -191,4 +242,4 @@ class PerExampleBackbone:
                  buffers: dict[str, torch.Tensor]) -> torch.Tensor:
         """c_{φ+δ⁽ⁿ⁾}(x⁽ⁿ⁾) for every n (not clamped); x ``N×…``, δ ``{k: N × *φ_k.shape}``."""
         call = per_example_call if self.direct else vmap_call
-        return call(self.module, self.weights(params, delta), buffers, x)
+        return call(self.module, self.weights(params, delta), buffers, x, self.slots)

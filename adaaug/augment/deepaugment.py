@@ -13,8 +13,9 @@ AdA paper as a pre-processed copy of the training set, App. E.5):
   deterministically, sign(z), as the frozen CAE does in eval mode).
 
 Every example draws its own distortions (the reference redraws the weights for only
-~5% of images). Per-example weights are batched with ``torch.func.functional_call``
-+ ``vmap`` over chunks of ``chunk_size`` examples, as in :mod:`adaaug.transform`: only
+~5% of images). Per-example weights are swapped into the backbone
+(:func:`adaaug._reparam.swapped`, which puts the backbone's own Parameters back afterwards,
+tied weights included) under ``vmap`` over chunks of ``chunk_size`` examples: only
 the layers some example of the chunk distorted get per-example copies, the others
 stay shared. All weight draws are planned for the whole batch first, and examples are
 chunked in the order of the layers they distort, so that a chunk needs few
@@ -36,9 +37,10 @@ from typing import Callable, Sequence
 
 import torch
 from torch import nn
-from torch.func import functional_call, vmap
+from torch.func import vmap
 
 from .. import paper
+from .._reparam import TensorSlots, swapped
 from ..backbones.cae import CAE, binarize
 from ..backbones.edsr import EDSR
 from ..validation import check_images, check_positive
@@ -68,17 +70,6 @@ def _cae_layout(model: CAE) -> Layout:
     return Layout(layers, probs, blocks, bprobs)
 
 
-class _Bound(nn.Module):
-    """Holds the backbone as ``m`` so ``functional_call`` can swap its weights for ``fn(m, *args)``."""
-
-    def __init__(self, module: nn.Module) -> None:
-        super().__init__()
-        self.m = module
-
-    def forward(self, fn: Callable[..., torch.Tensor], *args: torch.Tensor) -> torch.Tensor:
-        return fn(self.m, *args)
-
-
 def _check_names(names: object, table: Sequence[str], what: str) -> tuple[str, ...]:
     if isinstance(names, str) or not isinstance(names, (list, tuple)):
         raise TypeError(f"{what} must be a list or tuple of operation names, got {type(names).__name__}")
@@ -94,7 +85,11 @@ class DeepAugment:
     Args:
         backbone: ``"edsr"`` or ``"cae"`` (loaded with :func:`adaaug.weights.load_backbone`),
             or an :class:`~adaaug.backbones.EDSR` / :class:`~adaaug.backbones.CAE` instance
-            (EDSR needs at least 5 residual blocks).
+            (EDSR needs at least 5 residual blocks). An instance is left as found: its
+            Parameters, values and train/eval mode are the same after every call (it runs in
+            eval mode), and it must already be on the images' device. Layers that share one
+            weight (``body[1] = body[0]``) share its distortions: an operation drawn for either
+            name distorts that one tensor, seen by both.
         weights: weights tag for a named backbone (``"cifar10"``); ``None`` for a freshly
             initialised network (tests).
         generator: default ``torch.Generator`` (a call's ``generator=`` overrides it;
@@ -123,7 +118,7 @@ class DeepAugment:
                 raise ValueError(f"DeepAugment backbone must be 'edsr' or 'cae', got {backbone!r}")
             from ..weights import load_backbone
 
-            module = load_backbone(backbone, weights)
+            module = load_backbone(backbone, weights).eval().requires_grad_(False)
         elif isinstance(backbone, (EDSR, CAE)):
             module = backbone
         else:
@@ -135,10 +130,8 @@ class DeepAugment:
         if self.kind == "edsr" and len(module.body) < paper.DEEPAUGMENT_EDSR_ACTIVATION_BLOCK:
             raise ValueError(f"EDSR needs at least {paper.DEEPAUGMENT_EDSR_ACTIVATION_BLOCK} residual blocks for "
                              f"DeepAugment, got {len(module.body)}")
-        self.module = module.eval()
-        for p in self.module.parameters():
-            p.requires_grad_(False)
-        self._bound = _Bound(self.module)
+        self.module = module
+        self._owned = isinstance(backbone, str)  # loaded here: free to move to the images' device
         self.layout = _edsr_layout(module) if self.kind == "edsr" else _cae_layout(module)
         default_ops = ops_mod.EDSR_WEIGHT_OPS if self.kind == "edsr" else ops_mod.CAE_WEIGHT_OPS
         self.ops = _check_names(default_ops if ops is None else ops, tuple(ops_mod.WEIGHT_OPS), "weight operations")
@@ -198,7 +191,10 @@ class DeepAugment:
 
         Only layers that some example of the chunk distorts get per-example copies.
         """
-        params = dict(self.module.named_parameters())
+        slots = TensorSlots(self.module)
+        params = slots.params
+        # a layer reached under another name (tied weights) distorts the one shared tensor
+        canonical = {alias: name for name, names in slots.aliases.items() for alias in names}
         device = next(iter(params.values())).device
         pe: dict[str, torch.Tensor] = {}
         for entries in plan:
@@ -210,7 +206,8 @@ class DeepAugment:
                 layer, local = layer[inside], local[inside]
                 for li in layer.unique().tolist():
                     rows = local[layer == li].to(device)
-                    wk, bk = f"{self.layout.layers[li]}.weight", f"{self.layout.layers[li]}.bias"
+                    wk = canonical[f"{self.layout.layers[li]}.weight"]
+                    bk = canonical.get(f"{self.layout.layers[li]}.bias", "")
                     for key in (wk, bk):
                         if key not in pe and key in params:
                             pe[key] = params[key].detach().unsqueeze(0).repeat(m, *([1] * params[key].dim()))
@@ -225,10 +222,11 @@ class DeepAugment:
         """``fn(backbone, *xs)`` with example ``i`` using its own weights ``pe[·][i]`` (vmap)."""
         if not pe:
             return fn(self.module, *xs)
+        slots = TensorSlots(self.module)
 
         def one(p: dict[str, torch.Tensor], *xi: torch.Tensor) -> torch.Tensor:
-            params = {f"m.{k}": v for k, v in p.items()}
-            return functional_call(self._bound, params, (fn, *(t.unsqueeze(0) for t in xi))).squeeze(0)
+            with swapped(slots, p):
+                return fn(self.module, *(t.unsqueeze(0) for t in xi)).squeeze(0)
 
         return vmap(one)(pe, *xs)
 
@@ -289,6 +287,10 @@ class DeepAugment:
             return x.clone()
         p = next(self.module.parameters())
         if p.device != x.device:
+            if not self._owned:
+                raise ValueError(f"images are on {x.device} but the DeepAugment backbone "
+                                 f"({type(self.module).__name__}) is on {p.device}; move it with "
+                                 f".to({str(x.device)!r}) before calling")
             self.module.to(x.device)
         xf = x.float() / 255 if x.dtype == torch.uint8 else x.to(torch.float32)
         n = x.shape[0]
@@ -298,16 +300,27 @@ class DeepAugment:
         pos[order] = torch.arange(n)
         order = order.to(x.device)
         out = torch.empty_like(xf)
-        with torch.no_grad():
-            for start in range(0, n, self.chunk_size):
-                idx = order[start:start + self.chunk_size]
-                pe = self._weight_distortions(plan, pos.to(ops_mod._gdev(g)), start, idx.numel(), g)
-                chunk = xf[idx]
-                y = self._edsr(chunk, pe, g) if self.kind == "edsr" else self._cae(chunk, pe, g)
-                out[idx] = torch.nan_to_num(y, nan=0.0, posinf=1.0, neginf=0.0).clamp(0, 1)
+        modes = [(m, m.training) for m in self.module.modules()]
+        try:
+            self.module.eval()
+            self._run(xf, out, plan, order, pos, g)
+        finally:
+            for m, mode in modes:
+                m.training = mode
         if x.dtype == torch.uint8:
             return out.mul(255).round().to(torch.uint8)
         return out.to(x.dtype)
+
+    @torch.no_grad()
+    def _run(self, xf: torch.Tensor, out: torch.Tensor, plan: list, order: torch.Tensor, pos: torch.Tensor,
+             g: torch.Generator | None) -> None:
+        """Distort ``xf`` (float32, [0, 1]) chunk by chunk into ``out``, examples taken in ``order``."""
+        for start in range(0, xf.shape[0], self.chunk_size):
+            idx = order[start:start + self.chunk_size]
+            pe = self._weight_distortions(plan, pos.to(ops_mod._gdev(g)), start, idx.numel(), g)
+            chunk = xf[idx]
+            y = self._edsr(chunk, pe, g) if self.kind == "edsr" else self._cae(chunk, pe, g)
+            out[idx] = torch.nan_to_num(y, nan=0.0, posinf=1.0, neginf=0.0).clamp(0, 1)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(backbone={self.kind!r}, ops={len(self.ops)}, num_ops={self.num_ops}, "

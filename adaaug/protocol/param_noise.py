@@ -7,9 +7,11 @@ perturbed copies are drawn; predictions are the argmax of their averaged softmax
 
 The same ``samples`` draws (seeded by ``seed`` and the draw index) serve every example and every
 dataset, so results do not depend on batch size or on which sets are evaluated. The user's model
-is never modified: perturbed parameters go through :func:`torch.func.functional_call`, the model
-is evaluated in eval mode, and each module's mode is restored afterwards. ``η = 0`` is exactly
-the unperturbed model (one draw).
+is never modified: perturbed parameters are swapped in for each forward and the model's own
+Parameter objects put back (:func:`adaaug._reparam.swapped`), the model is evaluated in eval mode,
+and each module's mode is restored afterwards. A weight shared by several layers or reachable under
+several names (tied weights, a submodule used twice) is one block: it gets one draw, used by every
+layer that shares it. ``η = 0`` is exactly the unperturbed model (one draw).
 """
 from __future__ import annotations
 
@@ -42,7 +44,11 @@ class NoisyPredictor:
         self.model, self.eta, self.seed = model, float(eta), int(seed)
         self.samples = samples if eta > 0 else 1
         self.batch_size, self.block_size = batch_size, block_size
-        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        first = next(iter(model.parameters()), None)
+        if first is None:
+            raise ValueError(f"{type(model).__name__} has no parameters to perturb; parameter noise needs a model "
+                             f"with weights")
+        self.device = torch.device(device) if device is not None else first.device
 
     def _draw(self, params: dict[str, torch.Tensor], index: int) -> dict[str, torch.Tensor]:
         if self.eta == 0:
@@ -56,11 +62,13 @@ class NoisyPredictor:
 
     @torch.no_grad()
     def __call__(self, source: ImageSource, columns: Sequence[int] | None = None) -> np.ndarray:
-        from torch.func import functional_call
+        from .._reparam import TensorSlots
 
         model = self.model
-        params = {k: v.detach().to(self.device) for k, v in model.named_parameters()}
-        buffers = {k: v.detach().to(self.device) for k, v in model.named_buffers()}
+        slots = TensorSlots(model)
+        params = {k: v.detach().to(self.device) for k, v in slots.params.items()}
+        # copies: a forward that writes into a buffer must not reach the model's own
+        buffers = {k: v.detach().to(self.device, copy=True) for k, v in slots.buffers.items()}
         modes = [(m, m.training) for m in model.modules()]
         cols = torch.as_tensor(list(columns), device=self.device) if columns is not None else None
         preds: list[np.ndarray] = []
@@ -72,22 +80,25 @@ class NoisyPredictor:
                 block.append(batch)
                 count += len(batch)
                 if count >= self.block_size:
-                    preds.append(self._block(functional_call, params, buffers, block, cols))
+                    preds.append(self._block(slots, params, buffers, block, cols))
                     block, count = [], 0
             if block:
-                preds.append(self._block(functional_call, params, buffers, block, cols))
+                preds.append(self._block(slots, params, buffers, block, cols))
         finally:
             for m, mode in modes:
                 m.training = mode
         return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
 
-    def _block(self, functional_call, params, buffers, block, cols) -> np.ndarray:
+    def _block(self, slots, params, buffers, block, cols) -> np.ndarray:
+        from .._reparam import swapped
+
         total = None
         for index in range(self.samples):
             noisy = {**self._draw(params, index), **buffers}
             probs = []
             for batch in block:
-                logits = functional_call(self.model, noisy, (batch.to(self.device),))
+                with swapped(slots, noisy, complete=True):
+                    logits = self.model(batch.to(self.device))
                 if cols is not None:
                     logits = logits[:, cols]
                 probs.append(torch.softmax(logits.float(), dim=1))
