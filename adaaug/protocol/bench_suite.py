@@ -111,6 +111,7 @@ def part_cuda_tests(device: torch.device, s: dict, out: dict) -> None:
 def part_per_example(device: torch.device, s: dict, out: dict) -> None:
     from ..backbones import build_backbone
     from ..models import build_classifier
+    from .._reparam import TensorSlots, swapped
     from ..per_example import PerExampleBackbone, vmap_call
 
     torch.manual_seed(0)
@@ -121,8 +122,9 @@ def part_per_example(device: torch.device, s: dict, out: dict) -> None:
     out["config"] = {"batch": b, "chunk": c, "repeats": repeats, "classifier": "resnet20", "size": size}
     for name in BACKBONES:
         module = build_backbone(name).to(device).eval()
-        params = {k: p.detach() for k, p in module.named_parameters()}
-        buffers = dict(module.named_buffers())
+        slots = TensorSlots(module)
+        params = {k: p.detach() for k, p in slots.params.items()}
+        buffers = dict(slots.buffers)
         delta = {k: 1e-3 * p.abs().mean() * torch.randn(b, *p.shape, device=device) for k, p in params.items()}
         runner = PerExampleBackbone(module)
 
@@ -139,18 +141,20 @@ def part_per_example(device: torch.device, s: dict, out: dict) -> None:
             for n in range(b):
                 leaves = {k: v[n].requires_grad_(True) for k, v in delta.items()}
                 w = {k: params[k] + leaves[k] for k in params}
-                images = torch.func.functional_call(module, {**w, **buffers}, (x[n:n + 1],)).clamp(0, 1)
+                with swapped(slots, w):
+                    images = module(x[n:n + 1]).clamp(0, 1)
                 torch.autograd.grad(F.cross_entropy(model(images), y[n:n + 1]), list(leaves.values()))
 
         shared_w = {k: v.clone().requires_grad_(True) for k, v in params.items()}
 
         def shared():
-            images = torch.func.functional_call(module, {**shared_w, **buffers}, (x,)).clamp(0, 1)
+            with swapped(slots, shared_w):
+                images = module(x).clamp(0, 1)
             torch.autograd.grad(F.cross_entropy(model(images), y, reduction="sum"), list(shared_w.values()))
 
         r = {"batched_s": bench.median_time(chunked(lambda xs, d: runner(xs, d, params, buffers)), device, repeats),
              "vmap_s": bench.median_time(chunked(lambda xs, d: vmap_call(
-                 module, {k: params[k] + d[k] for k in params}, buffers, xs)), device, repeats),
+                 module, {k: params[k] + d[k] for k in params}, buffers, xs, slots)), device, repeats),
              "shared_s": bench.median_time(shared, device, repeats),
              "loop_s": bench.median_time(loop, device, max(1, repeats - 1))}
         r["loop_over_batched"] = r["loop_s"] / r["batched_s"]
