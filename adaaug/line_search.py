@@ -122,3 +122,20 @@ def _search(x: torch.Tensor, x_hat: torch.Tensor, threshold: float,
     s_out = s_hat.clone()
     s_out[bad] = ssim(xb, out[bad])
     return out, gamma, s_out
+
+
+def pull_back(x: torch.Tensor, x_adv: torch.Tensor, threshold: float | None,
+              return_info: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """AdA's pull-back step (App. F) on one nano-batch: ``(images, γ, SSIM(x, images))``, each with N rows.
+
+    ``threshold``: the largest SSIM distance kept (:func:`ssim_line_search`); ``None`` turns the search
+    off: the images pass unchanged (γ = 1), and their SSIM is computed only for ``return_info`` (NaN for
+    images smaller than the 11×11 window), else reported as 1.
+    """
+    if threshold is not None:
+        return ssim_line_search(x, x_adv, threshold)
+    ones = torch.ones(len(x), device=x.device, dtype=x.dtype)
+    if not return_info:
+        return x_adv, ones, ones
+    s = ssim(x, x_adv) if min(x.shape[-2:]) >= SSIM_KERNEL_SIZE else torch.full_like(ones, float("nan"))
+    return x_adv, ones, s

@@ -31,7 +31,7 @@ needs pulling back.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -39,12 +39,15 @@ from torch import nn
 
 from . import paper
 from .batch_io import called_by_v2_container, check_not_per_sample, unpack
+from .classifier_checks import classifier_logits, describe, gradient_error
 from .corruptor import Corruptor as _Corruptor
-from .line_search import ssim, ssim_line_search
+from .line_search import pull_back
 from .perturb import Blocks, example_seeds, project_, random_init, relative_norms, sign_step_
 from .validation import check_images, check_label_range, check_labels, check_positive
 
+
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+OutputFn = Callable[[Any], torch.Tensor]
 
 
 @dataclass
@@ -83,27 +86,15 @@ def _floating_dtype(module: nn.Module) -> torch.dtype | None:
     return next((p.dtype for p in module.parameters() if p.is_floating_point()), None)
 
 
-def _missing_weights_error(name: str, tag: str) -> FileNotFoundError | None:
-    """The error for a weights tag that is not installed for a backbone that has other tags."""
-    from .weights import read_manifest
-
-    tags = read_manifest().get("files", {}).get(name)
-    if not tags or tag in tags:
-        return None  # installed, or a backbone without published weights (weights.py explains that case)
-    return FileNotFoundError(
-        f"no {tag!r} weights are installed for backbone {name!r} (installed tags: {', '.join(sorted(tags))}); "
-        f"AdA's backbone should be trained on the classifier's own data. Train it with `adaaug train-backbone "
-        f"{name} --data TRAIN_DIR --dev DEV_DIR --tag {tag} --export WEIGHTS_DIR` and pass "
-        f"weights='WEIGHTS_DIR/{name}-{tag}.safetensors' (or any .safetensors path), or pass weights='cifar10' "
-        f"to use the CIFAR-10 weights knowingly")
-
-
 class AdversarialAugment(nn.Module):
     """AdversarialAugment (AdA): adversarially perturbed image-to-image networks as augmentation.
 
     Args:
         model: the classifier being trained; takes [0, 1] images (put normalisation
-            inside the model) and returns logits ``N × classes``. Never modified and never
+            inside the model) and returns logits ``N × classes`` (see ``output_fn`` for
+            models that return more). Its output must be differentiable with respect to its
+            input (no ``torch.no_grad()``/``.detach()`` inside ``forward``; a ``RuntimeError``
+            names the submodule that stops the gradient otherwise). Never modified and never
             a registered submodule of the transform (it is not in ``state_dict()`` or
             ``parameters()``, and ``.to()``/``.train()``/``.eval()`` on the transform leave it
             alone); a ``DistributedDataParallel`` wrapper is unwrapped to its ``.module``.
@@ -122,7 +113,16 @@ class AdversarialAugment(nn.Module):
             search (App. F: 0.3 CIFAR-10, 0.7 ImageNet); ``None`` turns the search off.
         chunk_size: examples per nano-batch (App. B.1: 8 CIFAR-10, 1 ImageNet).
         loss_fn: ``loss_fn(logits, labels)`` → per-example losses ``N`` (or their
-            sum/mean: the sign step is unchanged by a positive scale). Default cross-entropy.
+            sum/mean: the sign step is unchanged by a positive scale). Default cross-entropy,
+            which needs logits ``N × classes`` and integer labels in [0, classes). With a
+            ``loss_fn`` of your own, the labels are any tensor with N rows on the images'
+            device (integer labels are cast to int64, others passed as they are: soft labels,
+            float 0/1 targets for a one-logit binary classifier) and the logits any tensor
+            with N rows; the label-range check belongs to the default loss only.
+        output_fn: ``output_fn(model_output)`` → logits, for classifiers that return more
+            than a tensor, e.g. ``lambda out: out[0]`` for ``(logits, features)`` or
+            ``lambda out: out.logits``. Default ``None``: the model must return a tensor;
+            anything else raises ``TypeError`` naming the classifier and what it returned.
         weights: weights tag for backbones given by name (``"cifar10"``; the ImageNet preset
             asks for ``"imagenet"``), a ``.safetensors`` path, or ``None`` for untrained
             networks (only useful for tests). A tag that is not installed raises
@@ -132,7 +132,9 @@ class AdversarialAugment(nn.Module):
             global RNG.
 
     Call ``ada(images, labels)`` with images ``N×C×H×W`` float in [0, 1] (or uint8,
-    returned as uint8) and labels ``N`` of any integer dtype in [0, classes); returns the
+    returned as uint8; float values within a rounding error of the range, 1e-4 or one float16/
+    bfloat16 ulp, are clamped: :data:`adaaug.validation.RANGE_TOLERANCE`) and labels ``N`` of
+    any integer dtype in [0, classes) (any ``N``-row tensor with a ``loss_fn``); returns the
     corrupted images, same shape, dtype and device (plus :class:`AdAInfo` with
     ``return_info=True``). The batch may also come as ``(images, labels)``, a dict or,
     inside a torchvision v2 container, as v2's positional inputs; it is then returned in
@@ -152,7 +154,8 @@ class AdversarialAugment(nn.Module):
                  step_size: float | None = None, step_scale: float = 1.0,
                  ssim_threshold: float | None = paper.CIFAR10_SSIM_THRESHOLD,
                  chunk_size: int = paper.CIFAR10_NANO_BATCH, loss_fn: LossFn | None = None,
-                 weights: str | None = "cifar10", generator: torch.Generator | None = None) -> None:
+                 weights: str | None = "cifar10", generator: torch.Generator | None = None,
+                 output_fn: OutputFn | None = None) -> None:
         super().__init__()
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
@@ -169,11 +172,13 @@ class AdversarialAugment(nn.Module):
                 raise ValueError(f"ssim_threshold is an SSIM distance in (0, 1], got {ssim_threshold}")
         if loss_fn is not None and not callable(loss_fn):
             raise TypeError("loss_fn must be callable as loss_fn(logits, labels)")
+        if output_fn is not None and not callable(output_fn):
+            raise TypeError("output_fn must be callable as output_fn(model_output) -> logits")
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
         self.model = model
         self.steps, self.chunk_size, self.ssim_threshold = int(steps), int(chunk_size), ssim_threshold
-        self.loss_fn = loss_fn
+        self.loss_fn, self.output_fn = loss_fn, output_fn
         self.generator = generator
         self.corruptors = [self._make_corruptor(b, nu, step_size, step_scale, weights)
                            for b in self._backbone_list(backbone)]
@@ -222,12 +227,12 @@ class AdversarialAugment(nn.Module):
     @staticmethod
     def _make_corruptor(b, nu, step_size, step_scale, weights) -> _Corruptor:
         from .backbones import backbone_spec
-        from .weights import load_backbone
+        from .weights import load_backbone, missing_tag_error
 
         if isinstance(b, str):
             spec = backbone_spec(b)  # ValueError listing known names
             if isinstance(weights, str) and not weights.endswith(".safetensors"):
-                missing = _missing_weights_error(b, weights)
+                missing = missing_tag_error(b, weights)
                 if missing is not None:
                     raise missing
             name, module, channels, multiple = b, load_backbone(b, weights), spec.in_channels, spec.multiple_of
@@ -264,8 +269,9 @@ class AdversarialAugment(nn.Module):
         ``max_label`` (the batch's largest label, a host int): checked against the number of
         logits, without a device→host transfer.
         """
-        logits = self.model(images if images.dtype == model_dtype else images.to(model_dtype))
-        if max_label is not None:
+        out = self.model(images if images.dtype == model_dtype else images.to(model_dtype))
+        logits = classifier_logits(out, len(images), self.model, self.output_fn, default_loss=self.loss_fn is None)
+        if max_label is not None and self.loss_fn is None:
             check_label_range(max_label, logits.shape[-1])
         return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
 
@@ -284,38 +290,37 @@ class AdversarialAugment(nn.Module):
             with torch.enable_grad():
                 logits = self._logits(c.corrupt(x, leaves, params, buffers).to(x.dtype), model_dtype, max_label)
                 max_label = None  # checked once
-                grads = torch.autograd.grad(self._loss(logits, y).sum(), list(leaves.values()))
+                try:
+                    grads = torch.autograd.grad(self._loss(logits, y).sum(), list(leaves.values()))
+                except RuntimeError as err:
+                    raise gradient_error(err, self.model, x.to(model_dtype), self.output_fn, c.name) from err
             delta = {k: d.detach() for k, d in leaves.items()}
             delta = project_(sign_step_(delta, dict(zip(delta, grads)), c.step_size), radii)
         with torch.no_grad():
             return c.corrupt(x, delta, params, buffers).to(x.dtype), delta
 
-    def _pull_back(self, x: torch.Tensor, x_adv: torch.Tensor,
-                   return_info: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The SSIM line search (App. F) on one nano-batch: ``(images, γ, SSIM(x, images))``.
-
-        Without a threshold the images pass unchanged (γ = 1); their SSIM is computed only
-        for ``return_info`` (NaN for images smaller than the 11×11 window), else reported as 1.
-        """
-        if self.ssim_threshold is not None:
-            return ssim_line_search(x, x_adv, self.ssim_threshold)
-        ones = torch.ones(len(x), device=x.device, dtype=x.dtype)
-        if not return_info:
-            return x_adv, ones, ones
-        s = ssim(x, x_adv) if min(x.shape[-2:]) >= 11 else torch.full_like(ones, float("nan"))
-        return x_adv, ones, s
-
-    def _validate(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[int, int] | None:
-        """Check the call's inputs; returns the labels' (min, max) (one device→host transfer each)."""
+    def _validate(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[tuple[int, int] | None, bool]:
+        """Check the call's inputs; returns the labels' (min, max) (``None`` for an empty batch or a
+        ``loss_fn`` of the user's) and whether the images need clamping (one device→host transfer each)."""
         channels = {c.in_channels for c in self.corruptors if c.in_channels is not None}
         multiple = max(c.multiple_of for c in self.corruptors)
-        check_images(images, channels=next(iter(channels)) if len(channels) == 1 else None, multiple_of=multiple,
-                     min_size=11 if self.ssim_threshold is not None else 1)
-        label_range = check_labels(labels, images.shape[0], images.device)
+        owner = (f"backbone {self.corruptors[0].name!r}" if len(self.corruptors) == 1 else
+                 "backbones " + ", ".join(repr(c.name) for c in self.corruptors))
+        clamp = check_images(images, channels=next(iter(channels)) if len(channels) == 1 else None,
+                             multiple_of=multiple, min_size=11 if self.ssim_threshold is not None else 1, owner=owner)
+        if self.loss_fn is None:
+            label_range = check_labels(labels, images.shape[0], images.device)
+        else:  # any labels the user's loss takes: only one row per image, on the images' device
+            if not isinstance(labels, torch.Tensor) or labels.dim() == 0 or labels.shape[0] != images.shape[0]:
+                raise ValueError(f"labels must be a tensor with one row per image ({images.shape[0]}), got "
+                                 f"{describe(labels)}")
+            if labels.device != images.device:
+                raise ValueError(f"labels are on {labels.device} but images are on {images.device}")
+            label_range = None
         p = next(iter(self.model.parameters()), None)
         if p is not None and p.device != images.device:
             raise ValueError(f"images are on {images.device} but the classifier is on {p.device}")
-        return label_range
+        return label_range, clamp
 
     def _assign(self, n: int, generator: torch.Generator | None) -> list[torch.Tensor]:
         """Example indices (CPU, sorted) served by each backbone: equal shares of a random permutation;
@@ -352,15 +357,17 @@ class AdversarialAugment(nn.Module):
                                "loss with respect to the backbone's weight perturbation) but was called under "
                                "torch.inference_mode(); call it outside inference_mode (torch.no_grad() is fine)")
         check_not_per_sample(images)
-        label_range = self._validate(images, labels)
+        label_range, clamp = self._validate(images, labels)
         max_label = label_range[1] if label_range is not None else None
-        labels = labels.to(torch.int64)
+        if not (labels.is_floating_point() or labels.is_complex()):
+            labels = labels.to(torch.int64)
         generator = generator if generator is not None else self.generator
         n, device = images.shape[0], images.device
         model_dtype = _floating_dtype(self.model)
         compute = torch.float64 if images.dtype == model_dtype == torch.float64 else torch.float32
         model_dtype = model_dtype or compute
         x = images.to(compute) / 255 if images.dtype == torch.uint8 else images.to(compute)
+        x = x.clamp(0, 1) if clamp else x  # a rounding error outside [0, 1] (out of place: the images are the user's)
         x = x if type(x) is torch.Tensor else x.as_subclass(torch.Tensor)  # a tv_tensors.Image is rewrapped later
         x = x.clone() if x.is_inference() else x  # inference tensors cannot be saved for backward
         out = x.clone()
@@ -387,7 +394,7 @@ class AdversarialAugment(nn.Module):
                     if self.steps:
                         max_label = None  # checked against the classifier's outputs at its first forward
                     # line search per nano-batch too, so that memory stays bounded by chunk_size
-                    out[sel], gamma[sel], similarity[sel] = self._pull_back(x[sel], x_adv, return_info)
+                    out[sel], gamma[sel], similarity[sel] = pull_back(x[sel], x_adv, self.ssim_threshold, return_info)
                     if rel is not None:  # diagnostics only: one more pass over δ
                         rel[sel] = relative_norms(d, params).float()
                 for i in share.tolist():
@@ -412,3 +419,4 @@ class AdversarialAugment(nn.Module):
         bbs = ", ".join(f"{c.name}(ν={c.nu:g}, η={c.step_size:.3g})" for c in self.corruptors)
         return (f"{type(self).__name__}(backbones=[{bbs}], steps={self.steps}, "
                 f"ssim_threshold={self.ssim_threshold}, chunk_size={self.chunk_size})")
+

@@ -6,9 +6,44 @@ import numbers
 import torch
 
 
+RANGE_TOLERANCE = 1e-4
+"""How far outside [0, 1] a float image may lie and still be accepted (then clamped): rounding error, not data.
+
+Blurs and resamplings (``v2.GaussianBlur``, bicubic ``v2.Resize``) turn a white area into 1.0000002;
+a normalise/denormalise round trip does the same. 1e-4 covers such sums of float32 rounding errors
+with a wide margin and is 40× smaller than one uint8 level (1/255), so real out-of-range data (a
+missing ``/255``, a normalised tensor, a bicubic overshoot at an edge) is still refused. float16 and
+bfloat16 images get one unit in the last place at 1.0 instead when that is larger (9.8e-4, 7.8e-3).
+"""
+
+
+def range_tolerance(dtype: torch.dtype) -> float:
+    """:data:`RANGE_TOLERANCE`, or the dtype's machine epsilon when larger (float16, bfloat16)."""
+    return max(RANGE_TOLERANCE, torch.finfo(dtype).eps) if dtype.is_floating_point else 0.0
+
+
+def channel_hint(got: int, expected: int) -> str:
+    """What to do when images have ``got`` channels and a network takes ``expected``."""
+    if got == 1 and expected == 3:
+        return ("; for grayscale images repeat the channel (images.expand(-1, 3, -1, -1)) and, if the classifier "
+                "takes one channel, average the three back at its input, or pass a backbone of your own that "
+                "takes one channel")
+    if got == 4 and expected == 3:
+        return "; drop the alpha channel (images[:, :3])"
+    if got == 3 and expected == 1:
+        return "; convert to grayscale first (torchvision.transforms.v2.Grayscale)"
+    return ""
+
+
 def check_images(images: object, *, channels: int | None = None, multiple_of: int = 1, min_size: int = 1,
-                 name: str = "images") -> None:
-    """Raise ``TypeError``/``ValueError`` unless ``images`` is a finite N×C×H×W tensor in [0, 1] (or uint8)."""
+                 name: str = "images", owner: str = "the backbone") -> bool:
+    """Raise ``TypeError``/``ValueError`` unless ``images`` is a finite N×C×H×W tensor in [0, 1] (or uint8).
+
+    Float values within :func:`range_tolerance` of [0, 1] (rounding error) are accepted: the return
+    value is ``True`` when some lie outside [0, 1], and the caller must then use
+    ``images.clamp(0, 1)`` (out of place: the tensor is the user's). ``owner`` names the network
+    whose ``channels``/``multiple_of`` are checked, for the messages.
+    """
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(images).__name__}")
     if images.dim() != 4:
@@ -16,21 +51,32 @@ def check_images(images: object, *, channels: int | None = None, multiple_of: in
     if images.dtype != torch.uint8 and not images.is_floating_point():
         raise TypeError(f"{name} must be a float tensor in [0, 1] or uint8, got dtype {images.dtype}")
     if channels is not None and images.shape[1] != channels:
-        raise ValueError(f"{name} have {images.shape[1]} channels; the backbone takes {channels}")
+        raise ValueError(f"{name} have {images.shape[1]} channel{'s' * (images.shape[1] != 1)} but {owner} takes "
+                         f"{channels} channels{channel_hint(images.shape[1], channels)}")
     h, w = images.shape[-2:]
     if images.shape[0] and (h % multiple_of or w % multiple_of):
-        raise ValueError(f"{name} are {h}×{w}; the backbone needs H and W divisible by {multiple_of}")
+        raise ValueError(f"{name} are {h}×{w}; {owner} needs H and W divisible by {multiple_of} (pad or crop them)")
     if images.shape[0] and min(h, w) < min_size:
         raise ValueError(f"{name} are {h}×{w}; need at least {min_size}×{min_size} (SSIM's 11×11 window)")
-    if images.is_floating_point() and images.numel():
-        # one device→host transfer for all three value checks
-        finite, lo, hi = torch.stack([torch.isfinite(images).all().double(), *(v.double() for v in
-                                                                              images.aminmax())]).tolist()
-        if not finite:
-            raise ValueError(f"{name} contain NaN or Inf values")
-        if lo < 0 or hi > 1:
-            raise ValueError(f"float {name} must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]; "
-                             f"divide uint8 data by 255 or pass the uint8 tensor itself")
+    if not images.is_floating_point() or not images.numel():
+        return False
+    # one device→host transfer for all three value checks
+    finite, lo, hi = torch.stack([torch.isfinite(images).all().double(), *(v.double() for v in
+                                                                          images.aminmax())]).tolist()
+    if not finite:
+        raise ValueError(f"{name} contain NaN or Inf values")
+    tol = range_tolerance(images.dtype)
+    if lo < -tol or hi > 1 + tol:
+        raise ValueError(f"float {name} must lie in [0, 1] (up to a rounding error of {tol:.2g}), got values in "
+                         f"[{lo:.9g}, {hi:.9g}]; divide uint8 data by 255 (or pass the uint8 tensor itself), undo "
+                         f"a normalisation (adaaug models normalise inside), or clamp with {name}.clamp(0, 1)")
+    return lo < 0 or hi > 1
+
+
+def in_unit_range(images: torch.Tensor, **checks) -> torch.Tensor:
+    """:func:`check_images`, then ``images`` clamped to [0, 1] if a rounding error put them outside (a new tensor;
+    the input is returned as is otherwise)."""
+    return images.clamp(0, 1) if check_images(images, **checks) else images
 
 
 def check_labels(labels: object, n: int, device: torch.device) -> tuple[int, int] | None:

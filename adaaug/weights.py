@@ -138,6 +138,19 @@ def freeze(module: nn.Module) -> nn.Module:
     return module
 
 
+def missing_tag_error(name: str, tag: str) -> FileNotFoundError | None:
+    """The error for a weights tag that is not installed for a backbone that has other tags."""
+    tags = read_manifest().get("files", {}).get(name)
+    if not tags or tag in tags:
+        return None  # installed, or a backbone without published weights (weights.py explains that case)
+    return FileNotFoundError(
+        f"no {tag!r} weights are installed for backbone {name!r} (installed tags: {', '.join(sorted(tags))}); "
+        f"AdA's backbone should be trained on the classifier's own data. Train it with `adaaug train-backbone "
+        f"{name} --data TRAIN_DIR --dev DEV_DIR --tag {tag} --export WEIGHTS_DIR` and pass "
+        f"weights='WEIGHTS_DIR/{name}-{tag}.safetensors' (or any .safetensors path), or pass weights='cifar10' "
+        f"to use the CIFAR-10 weights knowingly")
+
+
 def load_backbone(name: str, weights: str | os.PathLike | None = "cifar10", *, hub_repo: str | None = None,
                   revision: str | None = None) -> nn.Module:
     """A registered corruption network with pretrained weights, in eval mode, parameters frozen.

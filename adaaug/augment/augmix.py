@@ -27,7 +27,7 @@ import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 
 from .. import paper
-from ..validation import check_images, check_positive
+from ..validation import check_positive, in_unit_range
 
 #: Operations of the original AugMix (``augmentations`` in its code): none of them
 #: overlaps the CIFAR-10-C / ImageNet-C corruptions.
@@ -191,7 +191,7 @@ class AugMix:
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Augment ``x`` (``N×C×H×W``, [0, 1]); one independent AugMix draw per example."""
-        check_images(x, name="x")
+        x = in_unit_range(x, name="x")
         if x.shape[1] not in (1, 3):
             raise ValueError(f"AugMix takes 1- or 3-channel images, got {x.shape[1]} channels")
         g = generator if generator is not None else self.generator

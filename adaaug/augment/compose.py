@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import paper
-from ..validation import check_images, check_labels, check_positive
+from ..validation import check_labels, check_positive, in_unit_range
 
 METHODS = ("nominal", "ada", "augmix", "deepaugment", "ada+augmix", "ada+deepaugment", "augmix+deepaugment",
            "ada+augmix+deepaugment")
@@ -112,7 +112,7 @@ def standard_augment(x: torch.Tensor, preset: str, generator: torch.Generator | 
     Returns:
         ``N×C×H×W`` (cifar10) or ``N×C×128×128`` (imagenet), same dtype and device as ``x``.
     """
-    check_images(x, name="x")
+    x = in_unit_range(x, name="x")
     _check_preset(preset)
     _check_generator(generator)
     n, _, height, width = x.shape
@@ -255,14 +255,14 @@ class AugmentationPipeline:
     def __call__(self, images: torch.Tensor, labels: torch.Tensor,
                  deepaugment_images: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Augment a batch; see the class doc. ``images``: uint8 or float [0, 1] ``N×3×H×W``."""
-        check_images(images)
+        images = in_unit_range(images)
         check_labels(labels, images.shape[0], images.device)
         x = _to_float(images)
         if self.source is not None:
             if deepaugment_images is None:
                 raise ValueError(f"method {self.method!r} needs deepaugment_images (the DeepAugment-processed "
                                  f"copies of the batch, e.g. from `adaaug deepaugment-data`), got None")
-            check_images(deepaugment_images, name="deepaugment_images")
+            deepaugment_images = in_unit_range(deepaugment_images, name="deepaugment_images")
             if deepaugment_images.shape != images.shape or deepaugment_images.device != images.device:
                 raise ValueError(f"deepaugment_images must match images in shape and device: got "
                                  f"{tuple(deepaugment_images.shape)} on {deepaugment_images.device}, images are "

@@ -23,6 +23,8 @@ import torch
 from torch import nn
 
 from .. import paper
+from ..classifier_checks import eval_logits
+from ..validation import in_unit_range
 
 
 @contextlib.contextmanager
@@ -44,7 +46,8 @@ def preserved_state(model: nn.Module) -> Iterator[nn.Module]:
 
 def _predict(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
     with torch.no_grad():
-        return torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+        return torch.cat([eval_logits(model(x[i:i + batch_size]), len(x[i:i + batch_size]), model).argmax(1)
+                          for i in range(0, len(x), batch_size)])
 
 
 def robust_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, norm: str, eps: float,
@@ -80,8 +83,7 @@ def robust_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
     device = torch.device(device) if device is not None else next(model.parameters()).device
     x = (images.float() / 255 if images.dtype == torch.uint8 else images.float()).to(device)
     y = labels.long().to(device)
-    if x.min() < 0 or x.max() > 1:
-        raise ValueError("images must lie in [0, 1]")
+    x = in_unit_range(x, name="images")  # rounding error outside [0, 1] is clamped, anything else refused
     with preserved_state(model), torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         robust = _predict(model, x, batch_size) == y
@@ -106,7 +108,7 @@ def robust_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
 
 def _predict_logits_size(model: nn.Module, x: torch.Tensor) -> int:
     with torch.no_grad():
-        return model(x).shape[1]
+        return eval_logits(model(x), len(x), model).shape[1]
 
 
 def evaluate_attacks(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, method: str = "autoattack",

@@ -1,0 +1,153 @@
+"""What AdA needs of the classifier: logits it can read, and a gradient with respect to its input.
+
+:func:`classifier_logits` picks and checks the logits in a classifier's output (``output_fn``), so
+that a classifier returning ``(logits, features)``, a dict or a wrongly shaped tensor gets an error
+naming it and the fix instead of a failure deep inside the loss.
+
+Where a classifier stops the gradient with respect to its input:
+AdA (Algorithm 1, step 2) differentiates the classifier's loss with respect to the backbone's
+weight perturbation δ, so the gradient must flow from the logits back through the classifier
+to its input images. A ``torch.no_grad()`` block, a ``.detach()`` or a round trip through numpy
+inside ``forward`` breaks that, and autograd then says only "element 0 of tensors does not require
+grad". :func:`describe_gradient_break` reruns the classifier once, with forward hooks on every
+submodule, and names the first submodule whose input carries a gradient but whose output does not.
+It runs only after such a failure (:func:`gradient_error`): the normal path never pays for it.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    """The tensors in a (possibly nested) tuple/list/dict output."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _tensors(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _tensors(v)]
+    return []
+
+
+def _carries_grad(value: Any) -> bool:
+    return any(t.requires_grad for t in _tensors(value) if t.is_floating_point())
+
+
+def describe_gradient_break(model: nn.Module, images: torch.Tensor,
+                            output_fn: Callable[[Any], torch.Tensor] | None = None) -> str | None:
+    """``None`` when the output of ``model`` on ``images`` is differentiable with respect to them, else a
+    sentence naming where the gradient stops.
+
+    ``images``: a batch in the classifier's input dtype (not modified). The model runs once in the mode it
+    is in; its parameters' ``.grad`` are not touched (the gradient is taken with respect to the images only).
+    """
+    x = images.detach().clone().requires_grad_(True)
+    calls: list[tuple[str, nn.Module, bool, bool, bool]] = []
+    names = {id(m): name for name, m in model.named_modules(remove_duplicate=False)}
+
+    def hook(module: nn.Module, inputs: tuple, output: Any) -> None:
+        calls.append((names.get(id(module), "?"), module, _carries_grad(inputs), _carries_grad(output),
+                      torch.is_grad_enabled()))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    try:
+        with torch.enable_grad():
+            out = model(x)
+            out = output_fn(out) if output_fn is not None else out
+            flowing = [t for t in _tensors(out) if t.requires_grad]
+            if flowing and torch.autograd.grad(sum(t.float().sum() for t in flowing), x, allow_unused=True)[0] \
+                    is not None:
+                return None
+    finally:
+        for h in handles:
+            h.remove()
+    for name, module, grad_in, grad_out, enabled in calls:
+        if module is model or not grad_in or grad_out:
+            continue
+        why = "it ran under torch.no_grad()" if not enabled else "its output is detached from its input"
+        return f"submodule {name!r} ({type(module).__name__}) returns an output without a gradient ({why})"
+    return (f"{type(model).__name__}.forward drops it outside its submodules (a torch.no_grad() block, .detach(), "
+            f".data, or a conversion to numpy)")
+
+
+def describe(value: Any) -> str:
+    """A short description of a value for error messages: its type and the shapes of the tensors it holds."""
+    def one(v: Any) -> str:
+        return f"Tensor {'×'.join(map(str, v.shape)) or 'scalar'}" if isinstance(v, torch.Tensor) else type(v).__name__
+    if isinstance(value, (tuple, list)):
+        inner = ", ".join(one(v) for v in value[:4]) + (", ..." if len(value) > 4 else "")
+        return f"a {type(value).__name__} of {len(value)} ({inner})"
+    if isinstance(value, dict):
+        return f"a {type(value).__name__} with keys {list(value)[:6]}"
+    return one(value) if isinstance(value, torch.Tensor) else f"a {type(value).__name__}"
+
+
+def _output_fn_hint(out: Any) -> str:
+    """An ``output_fn`` that would pick the logits from ``out``."""
+    if isinstance(out, dict):
+        key = "logits" if "logits" in out else next(iter(out), "logits")
+        return f"output_fn=lambda out: out[{key!r}]"
+    if hasattr(out, "logits"):
+        return "output_fn=lambda out: out.logits"
+    return "output_fn=lambda out: out[0] when the logits come first"
+
+
+def classifier_logits(out: Any, n: int, model: nn.Module, output_fn: Callable[[Any], torch.Tensor] | None = None,
+                      *, default_loss: bool = True, fix: str | None = None) -> torch.Tensor:
+    """The logits in ``model``'s output ``out`` for ``n`` images (through ``output_fn``); no host sync.
+
+    Raises ``TypeError`` when they are not one tensor, ``ValueError`` when they do not have ``n`` rows
+    (or, for the default cross-entropy, are not ``n × classes``), naming the classifier and the fix.
+    ``fix``: what to tell a caller that has no ``output_fn`` (evaluation, attacks); default: pass one.
+    """
+    name = type(model).__name__
+    if output_fn is not None:
+        out = output_fn(out)
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(f"output_fn returned {describe(out)} for classifier {name}; it must return the logits "
+                            f"as one tensor")
+    elif not isinstance(out, torch.Tensor):
+        how = fix or f"pass output_fn= to pick them, e.g. {_output_fn_hint(out)}"
+        raise TypeError(f"classifier {name} returned {describe(out)}; its logits are needed as one tensor: {how}")
+    if default_loss and (out.dim() != 2 or out.shape[0] != n):
+        how = fix or "reshape them (in the model or with output_fn=), or pass a loss_fn= that takes this shape"
+        raise ValueError(f"classifier {name} returned shape {tuple(out.shape)} for {n} images; logits "
+                         f"{n} × classes are needed: {how}")
+    if out.dim() == 0 or out.shape[0] != n:
+        raise ValueError(f"classifier {name} returned shape {tuple(out.shape)} for {n} images; AdA needs one row of "
+                         f"outputs per image ({n} rows)")
+    return out
+
+
+def gradient_error(err: RuntimeError, model: nn.Module, images: torch.Tensor,
+                   output_fn: Callable[[Any], torch.Tensor] | None, backbone: str) -> RuntimeError:
+    """The error to raise when autograd could not differentiate AdA's loss with respect to δ.
+
+    ``err``: autograd's error (returned unchanged when it is of another kind); ``images``: the
+    classifier's input batch. Says whether the classifier or the backbone stopped the gradient, and where.
+    """
+    text = str(err)
+    if "does not require grad" not in text and "not have been used in the graph" not in text:
+        return err
+    where = describe_gradient_break(model, images, output_fn)
+    if where is not None:
+        return RuntimeError(
+            f"AdA needs the gradient of the classifier's loss with respect to its input images, but classifier "
+            f"{type(model).__name__} does not pass it: {where}. Run the classifier's forward with gradients enabled "
+            f"(AdA never writes its parameters' .grad and restores its mode)")
+    return RuntimeError(
+        f"AdA needs the gradient of the classifier's loss with respect to backbone {backbone!r}'s weights, but its "
+        f"output does not depend on them through autograd (a torch.no_grad() block, .detach() or a "
+        f"non-differentiable step in its forward); make its forward differentiable")
+
+
+EVAL_FIX = ("wrap the model so that its forward returns the logits, N × classes (e.g. a module whose forward is "
+            "`return model(x)[0]`)")
+
+
+def eval_logits(out: Any, n: int, model: nn.Module) -> torch.Tensor:
+    """:func:`classifier_logits` for evaluation and attacks, which take no ``output_fn``: logits ``n × classes``."""
+    return classifier_logits(out, n, model, fix=EVAL_FIX)
