@@ -279,13 +279,20 @@ def _snow(x, c, rng):
     return np.clip(x + layer + np.rot90(layer, k=2, axes=(1, 2)), 0, 1) * 255
 
 
+def frost_max_size(scale: float = _CIFAR_FROST_SCALE) -> tuple[int, int]:
+    """The largest ``(H, W)`` frost takes with textures resized by ``scale``: a crop must fit strictly inside
+    the smallest of the five textures the reference draws from (62×104 at CIFAR-10-C's scale, 0.2)."""
+    textures = _frost_textures(scale)[:5]
+    return min(t.shape[0] for t in textures) - 1, min(t.shape[1] for t in textures) - 1
+
+
 def _frost(x, c, rng, scale: float = _CIFAR_FROST_SCALE):
     textures = _frost_textures(scale)[:5]  # the reference draws from the first five
     n, h, w = x.shape[:3]
-    th, tw = min(t.shape[0] for t in textures), min(t.shape[1] for t in textures)
-    if th <= h or tw <= w:
-        raise ValueError(f"frost textures (down to {th}×{tw} at scale {scale}) are too small for {h}×{w} "
-                         f"images; use params='imagenet' for large images")
+    mh, mw = frost_max_size(scale)
+    if h > mh or w > mw:
+        raise ValueError(f"frost with CIFAR-10-C severities takes images of at most {mh}×{mw} (the frost "
+                         f"textures are shrunk to a fifth), got {h}×{w}; use params='imagenet' for larger images")
     out = np.empty_like(x)
     for i in range(n):
         tex = textures[rng.integers(5)]
@@ -449,8 +456,9 @@ def corrupt(images: np.ndarray, name: str, severity: int, *, params: str = "cifa
     """Apply corruption ``name`` at ``severity`` (1..5) to a batch.
 
     Args:
-        images: uint8 ``N×H×W×3`` (0..255). ``params="cifar"`` needs H, W below the shrunken frost
-            textures (63×112) for ``frost``; ``params="imagenet"`` needs H, W ≥ 32.
+        images: uint8 ``N×H×W×3`` (0..255). ``frost`` with ``params="cifar"`` takes images of at
+            most 62×104 (:func:`frost_max_size`: its textures are shrunk to a fifth);
+            ``params="imagenet"`` needs H, W ≥ 32.
         name: one of :data:`ALL` (the 15 benchmark corruptions of :data:`BENCHMARK`, then :data:`EXTRA`).
         params: ``"cifar"`` (CIFAR-10-C values, for 32×32) or ``"imagenet"`` (ImageNet-C values, for 224×224).
         rng: randomness; the same generator state gives the same output. Default: a fresh unseeded one.

@@ -112,6 +112,28 @@ def resolve_params(size: str, height: int, width: int) -> str:
     return size
 
 
+def check_size(size: str, params: str, height: int, width: int, names: list[str]) -> None:
+    """Raise ``ValueError`` before any work when the chosen severities cannot corrupt ``height×width`` images.
+
+    The message names the setting in both spellings (``size=`` / ``--size``), says what ``auto`` chose
+    and why, and what to pass instead.
+    """
+    from .corruptions import IMAGENET_C_OWN, frost_max_size
+
+    why = (f"size='auto' (--size auto) chose ImageNet-C severities because the images are {height}×{width}, "
+           f"not 32×32; " if size == "auto" and params == "imagenet" else "")
+    if params == "imagenet" and min(height, width) < 32 and any(n not in IMAGENET_C_OWN for n in names):
+        raise ValueError(f"{why}ImageNet-C severities need images of at least 32×32, these are {height}×{width}: "
+                         f"pass size='cifar' (--size cifar) for CIFAR-10-C severities, which take small images")
+    if params == "cifar" and "frost" in names:
+        mh, mw = frost_max_size()
+        if height > mh or width > mw:
+            raise ValueError(f"frost with CIFAR-10-C severities (size='cifar', --size cifar) takes images of at most "
+                             f"{mh}×{mw} (its textures are shrunk to a fifth), these are {height}×{width}: pass "
+                             f"size='imagenet' (--size imagenet) for larger images, or leave frost out (corruptions= / "
+                             f"--corruptions with the others)")
+
+
 def make_c(source, out: str | os.PathLike, *, size: str = "auto", seed: int = 0, limit: int | None = None,
            corruptions: list[str] | tuple[str, ...] | None = None, workers: int = 1, verbose: bool = True) -> dict:
     """Write a CIFAR-10-C-format directory; returns the metadata written to ``OUT/make_c.json``.
@@ -158,6 +180,7 @@ def make_c(source, out: str | os.PathLike, *, size: str = "auto", seed: int = 0,
         raise ValueError(f"expected uint8 RGB images, got {images.dtype} with {images.shape[-1]} channels")
     n, h, w = images.shape[:3]
     params = resolve_params(size, h, w)
+    check_size(size, params, h, w, names)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     from .progress import bar
