@@ -3,6 +3,14 @@
 :class:`Corruptor` caches φ and the radii per device and dtype and runs c_{φ+δ⁽ⁿ⁾}(x⁽ⁿ⁾) for a
 nano-batch with one weight set per example (:mod:`adaaug.per_example`). Used by
 :class:`adaaug.transform.AdversarialAugment`.
+
+What a backbone must be: a module mapping images ``N×C×H×W`` to one floating tensor of the same
+shape (values are clamped to [0, 1]); a tuple, a dict or another shape is a TypeError/ValueError
+naming the backbone's class. Its blocks are its distinct parameter tensors: a weight tied under
+several names (a submodule used twice, ``dec.weight = enc.weight``) is one block with one δ⁽ⁿ⁾ and
+one radius, used by every layer that shares it; the module keeps its own Parameters, buffers and
+values (:mod:`adaaug._reparam`). Random operations in its ``forward`` draw independently for each
+example, from torch's global generator (seed it with ``torch.manual_seed`` for reproducibility).
 """
 from __future__ import annotations
 

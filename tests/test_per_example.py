@@ -178,3 +178,111 @@ def test_cuda_direct_path_matches_the_cpu_loop(name):
     cuda = lambda d: {k: v.cuda() for k, v in d.items()}
     out, grads = _batched(PerExampleBackbone(module.cuda()), cuda(params), cuda(buffers), cuda(delta), x.cuda())
     _assert_equal((out.cpu(), {k: g.cpu() for k, g in grads.items()}), ref)
+
+
+# ---- what a custom backbone returns, and randomness in it -----------------------------------------
+class _Returns(nn.Module):
+    """A convolutional backbone whose forward returns ``kind``: a tuple, a dict, a smaller image."""
+
+    def __init__(self, kind: str, direct: bool) -> None:
+        super().__init__()
+        self.kind, self.per_example_layers = kind, direct
+        self.conv = nn.Conv2d(3, 3, 3, padding=0 if kind == "smaller" else 1)
+
+    def forward(self, x):
+        out = torch.sigmoid(self.conv(x))
+        return {"tuple": (out, out.mean()), "dict": {"image": out}}.get(self.kind, out)
+
+
+def _classifier() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
+
+
+def _params_snapshot(module):
+    return [(p, p.detach().clone()) for _, p in module.named_parameters(remove_duplicate=False)]
+
+
+def _assert_params_as_found(module, snap):
+    now = [p for _, p in module.named_parameters(remove_duplicate=False)]
+    assert len(now) == len(snap)
+    for p, (p0, v0) in zip(now, snap):
+        assert p is p0 and type(p) is nn.Parameter and torch.equal(p.detach(), v0)
+
+
+@pytest.mark.parametrize("direct", [True, False])
+@pytest.mark.parametrize("kind,error,match", [
+    ("tuple", TypeError, r"backbone _Returns returned a tuple, but a corruption backbone must return an image tensor "
+                         r"of the input's shape N×C×H×W .*wrap it"),
+    ("dict", TypeError, r"backbone _Returns returned a dict"),
+    ("smaller", ValueError, r"backbone _Returns returned images of shape 3×6×6 for inputs of shape 3×8×8"),
+])
+@pytest.mark.parametrize("steps", [0, 2])
+def test_a_backbone_that_returns_no_image_of_the_inputs_shape_is_named_in_a_clear_error(direct, kind, error, match,
+                                                                                          steps):
+    from adaaug import AdversarialAugment
+
+    backbone = _Returns(kind, direct)
+    assert supports(backbone) == direct
+    snap = _params_snapshot(backbone)
+    ada = AdversarialAugment(_classifier(), backbone=backbone, steps=steps, ssim_threshold=None)
+    with pytest.raises(error, match=match):
+        ada(torch.rand(2, 3, 8, 8), torch.tensor([1, 2]))
+    _assert_params_as_found(backbone, snap)  # restored although the forward failed half-way
+
+
+class _Noisy(nn.Module):
+    """A backbone with random operations in its forward (noise injection, dropout in training mode)."""
+
+    def __init__(self, direct: bool) -> None:
+        super().__init__()
+        self.per_example_layers = direct
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x):
+        scale = torch.rand(()) * 0 + 1  # a random op of its own shape, not the input's (still per example)
+        return torch.sigmoid(self.conv(x) + 0.1 * torch.randn_like(x)) * scale
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_random_ops_in_a_backbone_draw_per_example_on_both_paths(direct):
+    module = _Noisy(direct).double().eval()
+    assert supports(module) == direct
+    params, buffers, delta = _state(module, 2)
+    delta = {k: v[:1].expand_as(v).clone() for k, v in delta.items()}  # the same weights for both examples
+    x = torch.rand(1, 3, 6, 6, dtype=torch.float64).expand(2, -1, -1, -1)  # the same image twice
+    runner = PerExampleBackbone(module)
+    torch.manual_seed(5)
+    a = runner(x, delta, params, buffers)
+    torch.manual_seed(5)
+    b = runner(x, delta, params, buffers)
+    assert torch.equal(a, b)  # reproducible through torch's global seed
+    assert (a[0] - a[1]).abs().max().item() > 1e-3  # but example 0 and 1 draw their own noise
+    clean = torch.sigmoid(nn.functional.conv2d(x[:1], params["conv.weight"] + delta["conv.weight"][0],
+                                               params["conv.bias"] + delta["conv.bias"][0], padding=1))
+    assert (a - clean).abs().max().item() < 0.1  # noise of the stated size around the right image
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_ada_runs_a_random_backbone_and_leaves_dropout_in_training_mode_as_found(direct):
+    from adaaug import AdversarialAugment
+
+    class WithDropout(_Noisy):
+        def __init__(self, direct):
+            super().__init__(direct)
+            self.drop = nn.Dropout(0.9)
+
+        def forward(self, x):
+            return self.drop(super().forward(x))
+
+    backbone = WithDropout(direct).train()
+    snap = _params_snapshot(backbone)
+    ada = AdversarialAugment(_classifier(), backbone=backbone, steps=2, ssim_threshold=None)
+    x, y = torch.rand(3, 3, 8, 8), torch.tensor([0, 1, 2])
+    torch.manual_seed(1)
+    out = ada(x, y, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(1)
+    again = ada(x, y, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out, again) and out.shape == x.shape
+    assert (out > 0).float().mean() > 0.9  # the backbone ran in eval mode: no dropout zeros
+    assert backbone.training and backbone.drop.training
+    _assert_params_as_found(backbone, snap)
