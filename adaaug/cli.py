@@ -27,12 +27,14 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "train-backbone": ("adaaug.cli", "train a corruption network (App. E.6) and export it to weights/"),
     "deepaugment-data": ("adaaug.protocol.deepaugment_data",
                          "write a DeepAugment-processed copy of an ImageFolder dataset"),
+    "gpu-compare": ("adaaug.protocol.gpu_compare",
+                    "CIFAR-10 comparison on a GPU in minutes: nominal, AdA, AugMix, AdA + AugMix (ResNet-9)"),
     "bench": ("adaaug.protocol.bench", "time an AdA step against its floor; memory against chunk_size"),
     "publish-weights": ("adaaug.protocol.publish", "maintainers: upload weights/ to a Hugging Face Hub repo"),
 }
 
 # commands that get ``--progress/--no-progress`` here (``train`` defines its own)
-_PROGRESS = ("make-c", "eval", "deepaugment-data", "mini-protocol", "bench", "train-backbone")
+_PROGRESS = ("make-c", "eval", "deepaugment-data", "mini-protocol", "bench", "train-backbone", "gpu-compare")
 
 
 class UsageError(Exception):
