@@ -141,8 +141,9 @@ def test_eval_progress_bar_over_corruption_sets(capsys, tmp_path):
 
     src = _tiny_folder(tmp_path / "src")
     make_c(str(src), tmp_path / "c", corruptions=["contrast", "fog"], verbose=False)
+    (tmp_path / "classes.txt").write_text("".join(f"c{i}\n" for i in range(10)))  # the 10 outputs' names
     argv = ["eval", "--weights", "resnet20", "--data", str(src), "--cifar-c", str(tmp_path / "c"),
-            "--out", str(tmp_path / "r.json"), "--device", "cpu"]
+            "--classes", str(tmp_path / "classes.txt"), "--out", str(tmp_path / "r.json"), "--device", "cpu"]
     assert cli.main(argv) == 0
     assert "/10 " in capsys.readouterr().err          # 2 corruptions × 5 severities
     assert cli.main(argv + ["--no-progress"]) == 0

@@ -4,7 +4,8 @@ An evaluation set names its classes (ImageFolder class folders, ``cifar10:``, or
 file next to ``*labels.npy``) or gives bare class indices (``labels.npy`` alone; folders named
 ``0``, ``1``, ... as in ImageNet-v2). "The model's classes" are the class names in logit order:
 ``classes=`` in Python; on the command line ``--classes FILE``, else the names ``adaaug train``
-records in ``final.safetensors``, else the clean ``--data`` set's class list.
+records in ``final.safetensors`` (CIFAR-10's for the packaged ``cifar10`` classifiers), else the
+clean ``--data`` set's class list.
 
 :func:`align` turns a set's labels into model output indices:
 
@@ -27,6 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
+# the packaged ``*:cifar10`` classifiers' outputs, in order (torchvision's CIFAR10 class list)
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CLASS_FILES = ("classes.json", "classes.txt", "make_c.json")  # looked for next to *labels.npy, in this order
 HOW_TO_PASS = ("pass the model's class names in output order: classes=[...] in Python; on the command line "
                "--classes FILE (one name per line, or a JSON list), a --data set holding all of the model's "

@@ -35,7 +35,7 @@ from .. import paper
 from .corruptions import BENCHMARK, EXTRA
 from .eval_cli import add_arguments, check_paths
 from .eval_data import ArraySource, CorruptionDir, ImageSource, open_image_set
-from .eval_labels import align, check_class_list, checkpoint_classes, num_outputs, read_class_list
+from .eval_labels import CIFAR10_CLASSES, align, check_class_list, checkpoint_classes, num_outputs, read_class_list
 from .eval_report import markdown_report
 
 __all__ = ["ModelPredictor", "accuracy", "alexnet_errors", "mce", "evaluate_corruptions", "evaluate_shift",
@@ -275,7 +275,8 @@ def load_model_and_classes(arch: str | None = None, *, checkpoint: str | os.Path
                            weights: str | None = None, num_classes: int | None = None,
                            normalize: str | None = None) -> tuple[nn.Module, list[str] | None]:
     """:func:`load_model` and the class names in logit order the checkpoint records (``adaaug train``
-    writes them into ``final.safetensors``; a ``torch.save`` dict may hold a ``"classes"`` list), else None."""
+    writes them into ``final.safetensors``; a ``torch.save`` dict may hold a ``"classes"`` list; the packaged
+    ``cifar10`` classifiers have CIFAR-10's), else None."""
     from ..models import build_classifier
     from ..weights import load_classifier
 
@@ -286,7 +287,8 @@ def load_model_and_classes(arch: str | None = None, *, checkpoint: str | os.Path
         _check_packaged_classifier(name, tag or "cifar10")
         if arch is not None and arch != name:
             raise ValueError(f"--weights {weights} is a {name}, but arch {arch!r} was requested")
-        return load_classifier(name, tag or "cifar10"), None
+        tag = tag or "cifar10"
+        return load_classifier(name, tag), list(CIFAR10_CLASSES) if tag == "cifar10" else None
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -347,6 +349,7 @@ def main(args: argparse.Namespace) -> int:
     clean = align(raw, classes, num_outputs=k, where=f"--data {args.data}")
     if classes is None and raw.classes is not None:  # --data names all of the model's classes: they define them
         classes, origin = list(raw.classes), "--data"
+    clean = clean.relabel(clean.labels, None)  # labels now index the model's outputs
     if args.limit:
         clean = clean.take(args.limit)
     acc = _hits(as_predictor(model, **opts), clean)

@@ -187,6 +187,8 @@ def test_checkpoint_records_class_names(tmp_path):
     assert load_model_and_classes("resnet20", checkpoint=tmp_path / "ck.pt", num_classes=6)[1] == CLASSES[::-1]
     torch.save({"model": model.state_dict()}, tmp_path / "old.pt")
     assert load_model_and_classes("resnet20", checkpoint=tmp_path / "old.pt", num_classes=6)[1] is None
+    # the packaged CIFAR-10 classifier's outputs are CIFAR-10's classes in torchvision's order
+    assert load_model_and_classes(weights="resnet20")[1][:3] == ["airplane", "automobile", "bird"]
 
 
 @pytest.fixture
