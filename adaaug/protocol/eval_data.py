@@ -191,7 +191,7 @@ def _with_names(source: ArraySource, classes: list[str] | None, root: Path) -> A
     try:
         return source.relabel(source.labels, classes)
     except ValueError as err:
-        raise ValueError(f"{root}: {err} (class list from {root})") from None
+        raise ValueError(f"{root}: {err} (the class list next to its labels)") from None
 
 
 def open_image_set(spec: str | os.PathLike, size: int | None = None) -> ImageSource:

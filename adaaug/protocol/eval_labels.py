@@ -71,7 +71,8 @@ def check_class_list(classes: Sequence[str], where: str = "the class list",
 
 
 def class_list_near(root: Path) -> list[str] | None:
-    """The class list next to a ``labels.npy`` (:data:`CLASS_FILES`; ``make_c.json`` is written by ``adaaug make-c``)."""
+    """The class list next to a ``labels.npy`` (the first of :data:`CLASS_FILES` present; ``adaaug make-c``
+    writes ``make_c.json``), or None."""
     for name in CLASS_FILES:
         path = root / name
         if path.is_file():
@@ -168,8 +169,8 @@ def align(source, classes: Sequence[str] | None, *, num_outputs: int | None = No
                              f"({_names(classes)})")
         if any(v != i for v, i in value.items()):
             return source.relabel(np.asarray([value[int(v)] for v in labels], dtype=np.int64), classes)
-    limit = min(x for x in (num_outputs, len(classes) if classes is not None else None) if x is not None) \
-        if num_outputs is not None or classes is not None else None
+    bounds = [x for x in (num_outputs, None if classes is None else len(classes)) if x is not None]
+    limit = min(bounds) if bounds else None
     if len(labels) and limit is not None and (labels.min() < 0 or labels.max() >= limit):
         bad = int(labels.max()) if labels.max() >= limit else int(labels.min())
         raise ValueError(f"{where}: label {bad} is not a class index of the model ({limit} classes, 0..{limit - 1}); "

@@ -100,7 +100,8 @@ def accuracy(model: Union[nn.Module, Predictor], source: ImageSource, *, columns
     """
     predict = as_predictor(model, batch_size, device)
     if columns is None:
-        source = align(source, classes, num_outputs=num_outputs(model, source, device), where="the image set")
+        source = align(source, classes, num_outputs=num_outputs(model, source, device),
+                       where=str(getattr(source, "root", "the image set")))
     return _hits(predict, source, columns)
 
 
@@ -135,9 +136,12 @@ def mce(ce: Mapping[str, float], alexnet: Mapping[str, float] | None = None) -> 
 
 def _check_c_classes(cdir: CorruptionDir, jobs, classes: list[str] | None, k: int | None) -> None:
     """Match every set's class names before any image is decoded (a mismatch fails at once, not hours in)."""
+    npy_checked = False
     for name, severity in jobs:
         if name in cdir.npy:
-            labels, names, numeric = cdir.labels, cdir.label_names, False
+            if npy_checked:
+                continue  # one labels.npy serves every npy corruption
+            labels, names, numeric, npy_checked = cdir.labels, cdir.label_names, False, True
         else:
             folder = cdir.folders[name] / str(severity)
             if not folder.is_dir():
@@ -149,8 +153,6 @@ def _check_c_classes(cdir: CorruptionDir, jobs, classes: list[str] | None, k: in
             names = None if numeric else found
         stub = ArraySource(np.zeros((len(labels), 1, 1, 3), np.uint8), labels, names, numeric)
         align(stub, classes, num_outputs=k, where=_where(cdir, name, severity))
-        if name in cdir.npy:
-            return  # one labels.npy serves every npy corruption
 
 
 def _where(cdir: CorruptionDir, name: str, severity: int) -> str:

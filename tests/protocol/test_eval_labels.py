@@ -59,6 +59,18 @@ def _folder_c(root: Path, content: dict[str, list[int]], corruption: str = "gaus
     return root
 
 
+def _npy_c(root: Path, true: list[int], stored: list[int], class_file: dict | None, name: str = "brightness") -> Path:
+    """npy -C layout: images show ``true`` model indices, labels.npy holds ``stored``."""
+    root.mkdir(parents=True)
+    images = np.stack([_image(i) for i in true])
+    np.save(root / f"{name}.npy", np.concatenate([images] * 5))
+    np.save(root / "labels.npy", np.tile(np.asarray(stored, np.int64), 5))
+    if class_file:
+        (name, value), = class_file.items()
+        (root / name).write_text(value if isinstance(value, str) else json.dumps(value))
+    return root
+
+
 # a subset of the classes, not starting at the first, in an order unlike the model's
 SUBSET = {"dog": [3, 3], "bee": [1, 1], "fox": [5, 5]}
 
@@ -86,6 +98,15 @@ def test_folder_c_unknown_class_is_refused_before_scoring(tmp_path):
     _folder_set(root / "gaussian_noise" / "4", {"yak": [0]})
     with pytest.raises(ValueError, match=r"gaussian_noise/4: classes yak are not among the model's 6 classes"):
         evaluate_corruptions(Oracle(), root, classes=CLASSES)
+    # a directory mixing layouts: the npy corruption comes first, the folder one is still checked up front
+    mixed = _npy_c(tmp_path / "mixed", true=[1], stored=[1], class_file=None, name="gaussian_noise")
+    _folder_c(mixed, {"yak": [0], "bee": [1]}, corruption="brightness")
+    oracle = Oracle()
+    calls = []
+    oracle.register_forward_hook(lambda *_: calls.append(1))
+    with pytest.raises(ValueError, match=r"brightness/1: classes yak are not among"):
+        evaluate_corruptions(oracle, mixed, classes=CLASSES)
+    assert len(calls) == 1  # only the probe that counts the model's outputs: no set was scored
 
 
 def test_unknown_model_classes_refuse_a_subset_and_accept_a_full_set(tmp_path):
@@ -99,18 +120,6 @@ def test_unknown_model_classes_refuse_a_subset_and_accept_a_full_set(tmp_path):
     # a predictor callable that hides its model: the class count cannot be checked, so names are required
     with pytest.raises(ValueError, match="class names are unknown"):
         evaluate_corruptions(lambda src, cols=None: np.zeros(len(src), np.int64), full)
-
-
-def _npy_c(root: Path, true: list[int], stored: list[int], class_file: dict | None) -> Path:
-    """npy -C layout: images show ``true`` model indices, labels.npy holds ``stored``."""
-    root.mkdir(parents=True)
-    images = np.stack([_image(i) for i in true])
-    np.save(root / "brightness.npy", np.concatenate([images] * 5))
-    np.save(root / "labels.npy", np.tile(np.asarray(stored, np.int64), 5))
-    if class_file:
-        (name, value), = class_file.items()
-        (root / name).write_text(value if isinstance(value, str) else json.dumps(value))
-    return root
 
 
 @pytest.mark.parametrize("class_file", [{"make_c.json": {"classes": ["bee", "dog", "fox"], "seed": 0}},
