@@ -151,3 +151,19 @@ EVAL_FIX = ("wrap the model so that its forward returns the logits, N × classes
 def eval_logits(out: Any, n: int, model: nn.Module) -> torch.Tensor:
     """:func:`classifier_logits` for evaluation and attacks, which take no ``output_fn``: logits ``n × classes``."""
     return classifier_logits(out, n, model, fix=EVAL_FIX)
+
+
+def check_live_classifier(model: nn.Module | None) -> None:
+    """Raise ``RuntimeError`` when AdA cannot attack the live classifier: a copy without one, or a call inside a
+    ``DataLoader`` worker process (whose classifier is a copy made when the worker started)."""
+    where = ("AdA belongs in the training step, on the batch the DataLoader returns, where it attacks the model "
+             "being trained")
+    if model is None:
+        raise RuntimeError(f"this AdversarialAugment is a copy (pickle, copy.deepcopy or torch.save), and copies leave "
+                           f"the classifier behind; give it the live model with `ada.model = model`. {where}")
+    from torch.utils.data import get_worker_info
+
+    if get_worker_info() is not None:
+        raise RuntimeError(f"AdversarialAugment was called inside a DataLoader worker process (a collate_fn or "
+                           f"dataset transform with num_workers > 0), where the classifier is a stale copy made when "
+                           f"the worker started. {where}; or use num_workers=0")

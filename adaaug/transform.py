@@ -39,7 +39,7 @@ from torch import nn
 
 from . import paper
 from .batch_io import called_by_v2_container, check_not_per_sample, unpack
-from .classifier_checks import classifier_logits, describe, gradient_error
+from .classifier_checks import check_live_classifier, classifier_logits, describe, gradient_error
 from .corruptor import Corruptor as _Corruptor
 from .line_search import pull_back
 from .perturb import Blocks, example_seeds, project_, random_init, relative_norms, sign_step_
@@ -98,6 +98,10 @@ class AdversarialAugment(nn.Module):
             a registered submodule of the transform (it is not in ``state_dict()`` or
             ``parameters()``, and ``.to()``/``.train()``/``.eval()`` on the transform leave it
             alone); a ``DistributedDataParallel`` wrapper is unwrapped to its ``.module``.
+            Copies of the transform (``pickle``, ``copy.deepcopy``, ``torch.save``) leave it behind
+            (a snapshot would not follow training); set ``copy.model = model`` to use a copy. AdA
+            runs in the training step, on the live model: a call inside a ``DataLoader`` worker
+            (a ``collate_fn`` or dataset transform with ``num_workers > 0``) raises ``RuntimeError``.
         backbone: a registered name (``"edsr"``, ``"cae"``, ``"vqvae"``, ``"unet"``, your
             own), an ``nn.Module`` mapping [0, 1] images to the same shape, a list of
             these, or ``"all"`` for the paper's four. With several, each serves an equal
@@ -185,9 +189,17 @@ class AdversarialAugment(nn.Module):
 
     def __setattr__(self, name: str, value) -> None:
         if name == "model":  # used, not owned: never a registered submodule (state_dict, .to(), .train())
-            self.__dict__[name] = value
+            if value is not None and not isinstance(value, nn.Module):
+                raise TypeError(f"model must be an nn.Module, got {type(value).__name__}")
+            self.__dict__[name] = value.module if isinstance(value, nn.parallel.DistributedDataParallel) else value
         else:
             super().__setattr__(name, value)
+
+    def __getstate__(self) -> dict:
+        """Copies (``pickle``, ``copy.deepcopy``, ``torch.save``) leave the classifier behind: a snapshot of it
+        would not follow the live model being trained. Give the copy a classifier with ``copy.model = model``."""
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
+        return {**state, "model": None}
 
     # ---- presets -------------------------------------------------------------------------
     @classmethod
@@ -357,6 +369,7 @@ class AdversarialAugment(nn.Module):
                                "loss with respect to the backbone's weight perturbation) but was called under "
                                "torch.inference_mode(); call it outside inference_mode (torch.no_grad() is fine)")
         check_not_per_sample(images)
+        check_live_classifier(self.model)
         label_range, clamp = self._validate(images, labels)
         max_label = label_range[1] if label_range is not None else None
         if not (labels.is_floating_point() or labels.is_complex()):
