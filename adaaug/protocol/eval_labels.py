@@ -166,7 +166,8 @@ def align(source, classes: Sequence[str] | None, *, num_outputs: int | None = No
         unknown = sorted({int(v) for v in np.unique(labels) if int(v) not in value})
         if unknown:
             raise ValueError(f"{where}: class folders {unknown[:5]} are not among the model's {len(classes)} classes "
-                             f"({_names(classes)})")
+                             f"({_names(classes)}); numeric folder names are matched by value to numeric class "
+                             f"names: remove those folders, or {HOW_TO_PASS}")
         if any(v != i for v, i in value.items()):
             return source.relabel(np.asarray([value[int(v)] for v in labels], dtype=np.int64), classes)
     bounds = [x for x in (num_outputs, None if classes is None else len(classes)) if x is not None]
