@@ -26,6 +26,12 @@ state that its own ``forward`` uses its parameters only by calling those layers.
 through ``vmap`` (:func:`vmap_call`). :class:`PerExampleBackbone` picks the path and forms
 φ + δ⁽ⁿ⁾ in storage reused from call to call.
 
+Weights are keyed by ``named_parameters()`` names: a tensor tied under several names (a submodule
+used twice, ``dec.weight = enc.weight``) has one entry, and its per-example value is used under every
+name. Random operations in the module's ``forward`` draw independently for each example on both
+paths (on the direct path they run on the whole nano-batch; ``vmap`` runs with
+``randomness="different"``), from torch's global generator.
+
 On a 2-core x86_64 CPU (torch 2.14.1, one thread, batch 32 in nano-batches of 8) the direct
 path with reused storage took 1.04× (EDSR) to 2.2× (VQ-VAE) the time of one shared-weight pass,
 against 1.08× to 2.35× for ``vmap``; ``benchmarks/README.md`` has the figures and what else was
