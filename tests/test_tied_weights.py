@@ -301,3 +301,21 @@ def test_deepaugment_on_a_tied_user_backbone_leaves_it_as_found():
     assert out.shape == x.shape and torch.isfinite(out).all()
     assert not torch.equal(out, da(x))  # fresh draws each call
     assert_as_found(edsr, snap)
+
+
+def test_param_noise_names_a_classifier_that_returns_no_logits_and_leaves_it_as_found():
+    from adaaug.protocol.eval_data import ArraySource
+    from adaaug.protocol.param_noise import NoisyPredictor
+
+    class Pair(TiedClassifier):
+        def forward(self, x):
+            return super().forward(x), x
+
+    model = Pair()
+    snap = snapshot(model)
+    source = ArraySource(torch.zeros(4, 3, 8, 8, dtype=torch.uint8), np.zeros(4, dtype=np.int64))
+    with pytest.raises(TypeError, match="classifier Pair returned"):
+        NoisyPredictor(model, 0.1, samples=2)(source)
+    assert_as_found(model, snap)
+    with pytest.raises(ValueError, match="no parameters"):
+        NoisyPredictor(nn.Flatten(), 0.1)

@@ -91,6 +91,7 @@ class NoisyPredictor:
 
     def _block(self, slots, params, buffers, block, cols) -> np.ndarray:
         from .._reparam import swapped
+        from ..classifier_checks import eval_logits
 
         total = None
         for index in range(self.samples):
@@ -98,7 +99,7 @@ class NoisyPredictor:
             probs = []
             for batch in block:
                 with swapped(slots, noisy, complete=True):
-                    logits = self.model(batch.to(self.device))
+                    logits = eval_logits(self.model(batch.to(self.device)), len(batch), self.model)
                 if cols is not None:
                     logits = logits[:, cols]
                 probs.append(torch.softmax(logits.float(), dim=1))
