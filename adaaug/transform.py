@@ -327,11 +327,13 @@ class AdversarialAugment(nn.Module):
                 raise ValueError(f"labels must be a tensor with one row per image ({images.shape[0]}), got "
                                  f"{describe(labels)}")
             if labels.device != images.device:
-                raise ValueError(f"labels are on {labels.device} but images are on {images.device}")
+                raise ValueError(f"labels are on {labels.device} but images are on {images.device}; move them "
+                                 f"with labels.to(images.device)")
             label_range = None
         p = next(iter(self.model.parameters()), None)
         if p is not None and p.device != images.device:
-            raise ValueError(f"images are on {images.device} but the classifier is on {p.device}")
+            raise ValueError(f"images are on {images.device} but the classifier is on {p.device}; put both on one "
+                             f"device (images.to(device) or model.to(device))")
         return label_range, clamp
 
     def _assign(self, n: int, generator: torch.Generator | None) -> list[torch.Tensor]:

@@ -57,7 +57,8 @@ def check_images(images: object, *, channels: int | None = None, multiple_of: in
     if images.shape[0] and (h % multiple_of or w % multiple_of):
         raise ValueError(f"{name} are {h}×{w}; {owner} needs H and W divisible by {multiple_of} (pad or crop them)")
     if images.shape[0] and min(h, w) < min_size:
-        raise ValueError(f"{name} are {h}×{w}; need at least {min_size}×{min_size} (SSIM's 11×11 window)")
+        raise ValueError(f"{name} are {h}×{w}; need at least {min_size}×{min_size} for SSIM's 11×11 window (the "
+                         f"line search; ssim_threshold=None turns it off)")
     if not images.is_floating_point() or not images.numel():
         return False
     # one device→host transfer for all three value checks
@@ -95,7 +96,8 @@ def check_labels(labels: object, n: int, device: torch.device) -> tuple[int, int
     if labels.shape != (n,):
         raise ValueError(f"labels must have shape ({n},) to match the images, got {tuple(labels.shape)}")
     if labels.device != device:
-        raise ValueError(f"labels are on {labels.device} but images are on {device}")
+        raise ValueError(f"labels are on {labels.device} but images are on {device}; move them with "
+                         f"labels.to(images.device)")
     if not n:
         return None
     lo, hi = (int(v) for v in torch.stack(list(labels.aminmax())).tolist())
