@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..classifier_checks import eval_logits
+
 # the packaged ``*:cifar10`` classifiers' outputs, in order (torchvision's CIFAR10 class list)
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CLASS_FILES = ("classes.json", "classes.txt", "make_c.json")  # looked for next to *labels.npy, in this order
@@ -117,7 +119,7 @@ def num_outputs(model, source, device: str | torch.device | None = None) -> int 
     finally:
         for m, mode in modes:
             m.training = mode
-    return int(out.shape[1]) if out.ndim == 2 else None
+    return int(eval_logits(out, len(batch), net).shape[1])
 
 
 def _names(names: Sequence[str], k: int = 5) -> str:

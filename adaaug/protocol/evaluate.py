@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from .. import paper
+from ..classifier_checks import eval_logits
 from .corruptions import BENCHMARK, EXTRA
 from .eval_cli import add_arguments, check_paths
 from .eval_data import ArraySource, CorruptionDir, ImageSource, open_image_set
@@ -49,7 +50,9 @@ class ModelPredictor:
 
     def __init__(self, model: nn.Module, batch_size: int = 256, device: str | torch.device | None = None) -> None:
         self.model, self.batch_size = model, batch_size
-        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        first = next(model.parameters(), None)
+        self.device = torch.device(device) if device is not None else (first.device if first is not None
+                                                                        else torch.device("cpu"))
 
     @torch.no_grad()
     def __call__(self, source: ImageSource, columns: Sequence[int] | None = None) -> np.ndarray:
@@ -59,7 +62,7 @@ class ModelPredictor:
         try:
             self.model.eval()
             for batch in source.batches(self.batch_size):
-                logits = self.model(batch.to(self.device))
+                logits = eval_logits(self.model(batch.to(self.device)), len(batch), self.model)
                 out.append((logits[:, cols] if cols is not None else logits).argmax(1).cpu())
         finally:
             for m, mode in modes:

@@ -1,0 +1,82 @@
+"""Evaluation and attacks on classifiers that do not return plain logits: a clear TypeError/ValueError naming
+the classifier and the fix (wrap it), on every path that runs a user's model; the model is left as found."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from adaaug.protocol.eval_data import ArraySource
+from adaaug.protocol.evaluate import accuracy
+
+
+class WithFeatures(nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x), x.mean((2, 3))
+
+
+class Flat(WithFeatures):
+    def forward(self, x):
+        return self.net(x).flatten()
+
+
+def source(n=6):
+    rng = np.random.default_rng(0)
+    return ArraySource(rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), np.arange(n) % 3)
+
+
+def predict_clean(model):
+    return accuracy(model, source(), batch_size=4)
+
+
+def predict_noisy(model):
+    from adaaug.protocol.param_noise import NoisyPredictor
+
+    return accuracy(NoisyPredictor(model, 0.1, samples=2), source(), batch_size=4)
+
+
+def attack(model):
+    from adaaug.protocol.attacks import robust_accuracy
+
+    x = torch.from_numpy(source().images).permute(0, 3, 1, 2).float() / 255
+    return robust_accuracy(model, x, torch.arange(6) % 3, norm="Linf", eps=1 / 255, method="pgd", steps=1,
+                           restarts=1)
+
+
+PATHS = [predict_clean, predict_noisy, attack]
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda f: f.__name__)
+def test_tuple_output_is_refused_naming_the_fix(tiny_net, path):
+    model = WithFeatures(tiny_net).train()
+    before = [(p, p.detach().clone()) for p in model.parameters()]
+    with pytest.raises(TypeError, match=r"classifier WithFeatures returned a tuple of 2 .*wrap the model"):
+        path(model)
+    assert model.training and all(p is q and torch.equal(p, v) for (p, v), q in zip(before, model.parameters()))
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda f: f.__name__)
+def test_flat_output_is_refused(tiny_net, path):
+    with pytest.raises(ValueError, match=r"classifier Flat returned shape \(\d+,\) for \d+ images; logits"):
+        path(Flat(tiny_net))
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda f: f.__name__)
+def test_a_wrapper_that_returns_the_logits_gives_the_plain_result(tiny_net, path):
+    class Logits(nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(x)[0]
+
+    torch.manual_seed(0)
+    expected = path(tiny_net)
+    torch.manual_seed(0)
+    assert path(Logits(WithFeatures(tiny_net))) == expected
