@@ -31,6 +31,7 @@ from typing import Iterator, Mapping
 import torch
 from torch import nn
 
+_TENSOR = torch._C.TensorBase  # the C base of every tensor: a fast isinstance test
 _Slot = tuple[dict, str, torch.Tensor]  # (the submodule's _parameters or _buffers dict, key, original tensor)
 
 
@@ -68,6 +69,7 @@ class TensorSlots:
                         seen.add((id(sub), kind, attr))
                         self._slots[name].append((table, attr, t))
         self.aliases = {k: tuple(v) for k, v in aliases.items()}
+        self._modules = list(module.modules())
 
     @property
     def tied(self) -> bool:
@@ -89,6 +91,11 @@ class TensorSlots:
 def swapped(slots: TensorSlots, values: Mapping[str, torch.Tensor], *, complete: bool = False) -> Iterator[None]:
     """Inside the block, every name of each key of ``values`` holds ``values[key]``.
 
+    Tensors a forward stores as plain attributes of a submodule (the ``weight`` that the
+    deprecated ``nn.utils.weight_norm`` / ``spectral_norm`` hooks recompute from the swapped
+    parameters, a cached activation) are put back as well, and those it creates are removed, so no
+    perturbed weight, and no tensor from inside ``vmap``, stays behind in the module.
+
     Args:
         slots: the module's :class:`TensorSlots`.
         values: ``{name: tensor}`` with names that are keys of ``slots.params`` or ``slots.buffers``
@@ -109,6 +116,7 @@ def swapped(slots: TensorSlots, values: Mapping[str, torch.Tensor], *, complete:
             raise KeyError(f"no value given for {missing}")
     slots.check_unchanged()
     done: list[_Slot] = []
+    plain = [(d, {k: v for k, v in d.items() if isinstance(v, torch.Tensor)}) for d in map(vars, slots._modules)]
     try:
         for name, value in values.items():
             for table, attr, original in slots._slots[name]:
@@ -118,3 +126,7 @@ def swapped(slots: TensorSlots, values: Mapping[str, torch.Tensor], *, complete:
     finally:
         for table, attr, original in reversed(done):
             table[attr] = original
+        for d, saved in plain:
+            for k in [k for k, v in d.items() if isinstance(v, _TENSOR) and k not in saved]:
+                del d[k]
+            d.update(saved)

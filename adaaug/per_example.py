@@ -20,11 +20,11 @@ the nano-batch as in a shared-weight pass. The result equals ``vmap(functional_c
 Python loop over examples) up to floating-point summation order.
 
 :func:`supports` says whether a module qualifies: every parameter must belong to one of the
-three layer types above (exact types, no parametrizations), and the module must be one of the
-package's backbones (``adaaug.backbones``) or mark itself with ``per_example_layers = True`` to
-state that its own ``forward`` uses its parameters only by calling those layers. Others go
-through ``vmap`` (:func:`vmap_call`). :class:`PerExampleBackbone` picks the path and forms
-φ + δ⁽ⁿ⁾ in storage reused from call to call.
+three layer types above (exact types, as ``weight`` / ``bias``, no parametrizations or forward
+hooks), and the module must be one of the package's backbones (``adaaug.backbones``) or mark itself
+with ``per_example_layers = True`` to state that its own ``forward`` uses its parameters only by
+calling those layers. Others go through ``vmap`` (:func:`vmap_call`). :class:`PerExampleBackbone`
+picks the path and forms φ + δ⁽ⁿ⁾ in storage reused from call to call.
 
 Weights are keyed by ``named_parameters()`` names: a tensor tied under several names (a submodule
 used twice, ``dec.weight = enc.weight``) has one entry, and its per-example value is used under every
@@ -58,8 +58,10 @@ def supports(module: nn.Module) -> bool:
     if not trusted:
         return False
     for m in module.modules():
-        if any(True for _ in m.parameters(recurse=False)) and (
-                type(m) not in _LAYERS or getattr(m, "parametrizations", None) is not None):
+        own = [k for k, p in m._parameters.items() if p is not None]
+        if own and (type(m) not in _LAYERS or getattr(m, "parametrizations", None) is not None
+                    # hooks (the deprecated weight_norm / spectral_norm) compute the weight from other tensors
+                    or not set(own) <= {"weight", "bias"} or m._forward_pre_hooks or m._forward_hooks):
             return False
     return True
 

@@ -319,3 +319,56 @@ def test_param_noise_names_a_classifier_that_returns_no_logits_and_leaves_it_as_
     assert_as_found(model, snap)
     with pytest.raises(ValueError, match="no parameters"):
         NoisyPredictor(nn.Flatten(), 0.1)
+
+
+# ---- weights computed from other tensors (weight_norm, spectral_norm) ----------------------------
+def _normed(kind: str) -> nn.Module:
+    import warnings
+
+    from torch.nn.utils import parametrizations
+
+    conv = nn.Conv2d(3, 3, 3, padding=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # the hook-based versions are deprecated, not gone
+        wrap = {"weight_norm": nn.utils.weight_norm, "spectral_norm": nn.utils.spectral_norm,
+                "parametrized": parametrizations.weight_norm}[kind]
+        conv = wrap(conv)
+
+    class Normed(nn.Module):
+        per_example_layers = True  # claimed, but the hooks make the direct path refuse it
+
+        def __init__(self):
+            super().__init__()
+            self.conv = conv
+
+        def forward(self, x):
+            return torch.sigmoid(self.conv(x))
+
+    return Normed()
+
+
+@pytest.mark.filterwarnings("ignore:There is a performance drop")  # vmap has no batching rule for _weight_norm
+@pytest.mark.parametrize("kind", ["weight_norm", "spectral_norm", "parametrized"])
+def test_a_backbone_with_a_derived_weight_is_left_as_found_and_computed_per_example(kind):
+    torch.manual_seed(0)
+    module = _normed(kind).double().eval()
+    assert not supports(module)  # the grouped-convolution path cannot see through the hooks
+    derived = vars(module.conv).get("weight")  # the hook-based versions keep the weight as a plain attribute
+    snap = snapshot(module)
+    params, buffers, delta = _state(module, 2)
+    x = torch.rand(2, 3, 6, 6, dtype=torch.float64)
+    out = PerExampleBackbone(module)(x, delta, params, buffers)
+    assert_as_found(module, snap)
+    assert vars(module.conv).get("weight") is derived  # no perturbed (or vmapped) weight left behind
+    for n in range(2):  # by hand: the weight from its parts (a hook-normed module cannot be deep-copied)
+        w = {k.rsplit(".", 1)[-1]: params[k] + delta[k][n] for k in params}
+        if kind == "weight_norm":
+            weight = w["weight_v"] * (w["weight_g"] / w["weight_v"].flatten(1).norm(dim=1).view(-1, 1, 1, 1))
+        elif kind == "spectral_norm":
+            u, v = buffers["conv.weight_u"], buffers["conv.weight_v"]
+            weight = w["weight_orig"] / (u @ w["weight_orig"].flatten(1) @ v)
+        else:
+            g, v = w["original0"], w["original1"]
+            weight = v * (g / v.flatten(1).norm(dim=1).view(-1, 1, 1, 1))
+        ref = torch.sigmoid(nn.functional.conv2d(x[n:n + 1], weight, w["bias"], padding=1))[0]
+        assert (out[n] - ref).abs().max().item() < 1e-10
