@@ -239,17 +239,19 @@ class AdversarialAugment(nn.Module):
     @staticmethod
     def _make_corruptor(b, nu, step_size, step_scale, weights) -> _Corruptor:
         from .backbones import backbone_spec
-        from .weights import load_backbone, missing_tag_error
+        from .weights import load_backbone, missing_tag_error, weights_path
 
         if isinstance(b, str):
             spec = backbone_spec(b)  # ValueError listing known names
-            if isinstance(weights, str) and not weights.endswith(".safetensors"):
+            path = weights_path(b, weights) if weights is not None else None
+            if isinstance(weights, str) and path is None:
                 missing = missing_tag_error(b, weights)
                 if missing is not None:
                     raise missing
-            name, module, channels, multiple = b, load_backbone(b, weights), spec.in_channels, spec.multiple_of
+            name, module, channels, multiple = b, load_backbone(b, path or weights), spec.in_channels, spec.multiple_of
+            source = "untrained" if weights is None else (path.name if path is not None else f"weights={weights!r}")
         elif isinstance(b, nn.Module):
-            name, module = type(b).__name__, b
+            name, module, source = type(b).__name__, b, "your module"
             channels, multiple = getattr(b, "in_channels", None), 1
         else:
             raise TypeError(f"each backbone must be a registered name or an nn.Module, got {type(b).__name__}")
@@ -257,7 +259,9 @@ class AdversarialAugment(nn.Module):
         if nu_b is None:
             raise ValueError(f"nu has no entry for backbone {name!r}")
         check_positive(nu_b, "nu")
-        return _Corruptor(name, module, float(nu_b), step_size, step_scale, channels, multiple)
+        corruptor = _Corruptor(name, module, float(nu_b), step_size, step_scale, channels, multiple)
+        corruptor.weights_source = source  # for repr: which weights the backbone carries
+        return corruptor
 
     # ---- the transform --------------------------------------------------------------------
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -431,7 +435,8 @@ class AdversarialAugment(nn.Module):
         return result, info
 
     def __repr__(self) -> str:
-        bbs = ", ".join(f"{c.name}(ν={c.nu:g}, η={c.step_size:.3g})" for c in self.corruptors)
+        bbs = ", ".join(f"{c.name}(ν={c.nu:g}, η={c.step_size:.3g}, {getattr(c, 'weights_source', '?')})"
+                        for c in self.corruptors)
         return (f"{type(self).__name__}(backbones=[{bbs}], steps={self.steps}, "
                 f"ssim_threshold={self.ssim_threshold}, chunk_size={self.chunk_size})")
 

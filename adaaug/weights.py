@@ -151,6 +151,34 @@ def missing_tag_error(name: str, tag: str) -> FileNotFoundError | None:
         f"to use the CIFAR-10 weights knowingly")
 
 
+def weights_path(name: str, weights: str | os.PathLike) -> Path | None:
+    """The ``.safetensors`` file that ``weights`` names for backbone ``name``, or ``None`` when it is a tag.
+
+    A path is an ``os.PathLike``, a string ending in ``.safetensors``, a string holding a path separator,
+    or an existing directory: a directory (e.g. one written by ``adaaug train-backbone --export DIR``)
+    must hold exactly one ``<name>-<tag>.safetensors``. Raises ``FileNotFoundError``/``ValueError``
+    naming what was found otherwise.
+    """
+    text = os.fspath(weights)
+    is_path = (isinstance(weights, os.PathLike) or text.endswith(".safetensors") or os.sep in text or "/" in text
+               or Path(text).is_dir())
+    if not is_path:
+        return None
+    path = Path(text).expanduser()
+    if path.is_dir():
+        found = sorted(path.glob(f"{name}-*.safetensors"))
+        if len(found) != 1:
+            there = ", ".join(f.name for f in sorted(path.glob("*.safetensors"))) or "no .safetensors files"
+            what = "no" if not found else "several"
+            error = FileNotFoundError if not found else ValueError
+            raise error(f"weights directory {path} holds {what} {name}-<tag>.safetensors file{'s' * bool(found)} "
+                        f"({there}); pass the file itself, weights='{path / (name + '-TAG.safetensors')}'")
+        return found[0]
+    if not path.exists():
+        raise FileNotFoundError(f"weights file {path} does not exist")
+    return path
+
+
 def load_backbone(name: str, weights: str | os.PathLike | None = "cifar10", *, hub_repo: str | None = None,
                   revision: str | None = None) -> nn.Module:
     """A registered corruption network with pretrained weights, in eval mode, parameters frozen.
@@ -158,18 +186,16 @@ def load_backbone(name: str, weights: str | os.PathLike | None = "cifar10", *, h
     Args:
         name: registered backbone name (``edsr``, ``cae``, ``vqvae``, ``unet`` or your own).
         weights: a tag from the manifest (``"cifar10"``), a path to a ``.safetensors``
-            file, or ``None`` for a freshly initialised network.
+            file or to a directory holding one ``<name>-<tag>.safetensors`` (:func:`weights_path`),
+            or ``None`` for a freshly initialised network.
         hub_repo, revision: override the manifest's Hub repo id and pinned revision.
     """
     from .backbones import build_backbone
 
     module = build_backbone(name)
     if weights is not None:
-        if isinstance(weights, (os.PathLike,)) or str(weights).endswith(".safetensors"):
-            path = Path(weights)
-            if not path.exists():
-                raise FileNotFoundError(f"weights file {path} does not exist")
-        else:
+        path = weights_path(name, weights)
+        if path is None:
             path, _ = resolve_weights_file(name, str(weights), hub_repo=hub_repo, revision=revision)
         load_safetensors_into(module, path)
     return freeze(module)

@@ -141,3 +141,35 @@ def test_offline_with_nothing_cached_says_where_it_looked(exported, tmp_path):
     (only_manifest / "manifest.json").write_text((path.parent / "manifest.json").read_text())
     out = _run_offline(only_manifest, tmp_path / "empty-hf")
     assert "FileNotFoundError" in out and "Looked at" in out and "Hugging Face Hub" in out, out
+
+
+def test_a_weights_directory_is_accepted(tmp_path):
+    """``weights=`` may name the directory ``adaaug train-backbone --export DIR`` wrote, as str or Path."""
+    from torch import nn
+
+    from adaaug import AdversarialAugment
+
+    torch.manual_seed(3)
+    trained = build_backbone("unet")
+    W.export_weights(trained, "unet", "mine", tmp_path, {"note": "test"})
+    for spec in (str(tmp_path), tmp_path, tmp_path / "unet-mine.safetensors"):
+        ada = AdversarialAugment(nn.Linear(2, 2), backbone="unet", weights=spec)
+        loaded = ada.corruptors[0].module.state_dict()
+        assert all(torch.equal(loaded[k], v) for k, v in trained.state_dict().items())
+        assert "unet-mine.safetensors" in repr(ada)
+    W.export_weights(trained, "unet", "other", tmp_path, {"note": "test"})
+    with pytest.raises(ValueError, match=r"holds several unet-<tag>.safetensors files \(unet-mine.safetensors, "
+                                         r"unet-other.safetensors\); pass the file itself"):
+        AdversarialAugment(nn.Linear(2, 2), backbone="unet", weights=str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="holds no edsr-<tag>.safetensors file"):
+        W.load_backbone("edsr", tmp_path)
+
+
+def test_repr_shows_which_weights_each_backbone_carries():
+    from torch import nn
+
+    from adaaug import AdversarialAugment
+
+    assert "untrained" in repr(AdversarialAugment(nn.Linear(2, 2), backbone="unet", weights=None))
+    assert "weights='cifar10'" in repr(AdversarialAugment(nn.Linear(2, 2), backbone="unet"))
+    assert "your module" in repr(AdversarialAugment(nn.Linear(2, 2), backbone=nn.Conv2d(3, 3, 1)))
