@@ -372,3 +372,38 @@ def test_a_backbone_with_a_derived_weight_is_left_as_found_and_computed_per_exam
             weight = v * (g / v.flatten(1).norm(dim=1).view(-1, 1, 1, 1))
         ref = torch.sigmoid(nn.functional.conv2d(x[n:n + 1], weight, w["bias"], padding=1))[0]
         assert (out[n] - ref).abs().max().item() < 1e-10
+
+
+def test_a_forward_that_writes_into_buffers_or_caches_tensors_does_not_reach_the_users_module():
+    import adaaug
+    from adaaug.protocol.eval_data import ArraySource
+    from adaaug.protocol.param_noise import NoisyPredictor
+
+    class Counting(TiedBackbone):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("calls", torch.zeros(()))
+
+        def forward(self, x):
+            self.calls += 1  # in place, even in eval mode
+            self.last = super().forward(x)  # a cached activation
+            return self.last
+
+    class CountingClassifier(TiedClassifier):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("calls", torch.zeros(()))
+
+        def forward(self, x):
+            self.calls += 1
+            return super().forward(x)
+
+    backbone, model = Counting(), CountingClassifier()
+    snaps = snapshot(backbone), snapshot(model)
+    adaaug.AdversarialAugment(TiedClassifier(), backbone=backbone, steps=1, ssim_threshold=None)(
+        torch.rand(2, 3, 8, 8), torch.tensor([0, 1]))
+    source = ArraySource(torch.zeros(4, 3, 8, 8, dtype=torch.uint8), np.zeros(4, dtype=np.int64))
+    NoisyPredictor(model, 0.1, samples=2)(source)
+    assert_as_found(backbone, snaps[0])
+    assert_as_found(model, snaps[1])
+    assert "last" not in vars(backbone)
