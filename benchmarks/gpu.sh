@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# The device benchmark as one command, for a machine with a CUDA GPU (about 8 minutes):
+# The device benchmark as one command, for a machine with a CUDA GPU (about 7 minutes; stopped at 8):
 #   CUDA tests, per-example passes (batched vs vmap vs loop vs shared), an AdA step against its floor
 #   per backbone, the ImageNet-preset step at 128 px, peak memory against chunk_size.
-# Writes benchmarks/results/suite-cuda.{json,md} and prints the markdown.
+# Writes suite-<device>.json and suite-<device>.md (2 files) under $OUT when set (the device tool
+# returns what is there), else under benchmarks/results/, after every part: a part that fails or runs
+# past its limit is recorded, the figures of the parts before it are kept, and the suite goes on.
 #
+#   bash benchmarks/device-prepare.sh      # here, first: wheels and data into .device/
 #   bash benchmarks/gpu.sh                 # on the GPU machine, from the repository root
-#   bash benchmarks/gpu.sh --device cpu    # the same suite, CI-sized, on a CPU
+#   bash benchmarks/gpu.sh --device cpu    # the same suite, CI-sized, on a CPU (figures not meaningful)
 #   bash benchmarks/gpu.sh --parts step    # some parts only
-# Extra arguments go to `adaaug bench --suite`. A part that fails or runs past its limit is recorded
-# and the suite goes on; the whole run is stopped after 9 minutes.
+# Extra arguments go to `adaaug bench --suite`. python3 (or $PYTHON) is used as it is: packages come only
+# from .device/wheels, installed with no index (benchmarks/device-env.sh).
 set -u
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python}
-[ -x .venv/bin/python ] && [ -z "${PYTHON:-}" ] && PY=.venv/bin/python
+source benchmarks/device-env.sh
 args=("$@")
 case " $* " in *" --device "*) ;; *) args=(--device cuda "${args[@]}");; esac
-"$PY" -c "import torch, platform; print('torch', torch.__version__, '| CUDA', torch.version.cuda, '| GPU:', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none', '|', platform.machine())"
-exec timeout --signal=INT --kill-after=30 540 "$PY" -m adaaug bench --suite "${args[@]}"
+case " $* " in *" --device cpu "*) echo "note: --device cpu: a CI-sized rehearsal; its figures are not meaningful";; esac
+exec timeout --signal=INT --kill-after=20 480 "$PY" -m adaaug bench --suite --out "$RESULTS" --no-progress "${args[@]}"

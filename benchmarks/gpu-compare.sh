@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The CIFAR-10 comparison on one GPU in one command (stopped at 9 minutes; plans itself for 500 s):
+# nominal, AdA (EDSR), AugMix and AdA + AugMix, each a ResNet-9 trained with Page's fast recipe on the
+# training archive in .device/data, scored on the dev archive's clean images and on a CIFAR-10-C-format
+# set that `adaaug make-c --workers` builds from them on the CPU cores meanwhile (`adaaug gpu-compare`).
+# Writes compare-<device>-<rows>.json and .md (2 files) under $OUT when set, else under
+# benchmarks/results/, after every row.
+#
+#   bash benchmarks/device-prepare.sh                        # here, first: wheels and data into .device/
+#   bash benchmarks/gpu-compare.sh                           # on the GPU machine, the four rows
+#   bash benchmarks/gpu-compare.sh --rows nominal augmix     # some rows (two commands can share the rows)
+#   bash benchmarks/gpu-compare.sh --device cpu              # the tiny CPU rehearsal (figures not meaningful)
+# Other arguments go to `adaaug gpu-compare` (--size tiny|full, --ada-steps, --epochs, --ada-share, ...).
+set -u
+cd "$(dirname "$0")/.."
+source benchmarks/device-env.sh
+args=("$@")
+case " $* " in *" --device "*) ;; *) args=(--device cuda "${args[@]}");; esac
+case " ${args[*]} " in *" --device cpu "*)
+  case " $* " in *" --size "*) ;; *) args=(--size tiny "${args[@]}");; esac
+  echo "note: --device cpu: a rehearsal; its figures are not meaningful";; esac
+WORK=${ADAAUG_WORK:-${TMPDIR:-/tmp}/adaaug-gpu-compare}
+exec timeout --signal=INT --kill-after=20 540 "$PY" -m adaaug gpu-compare --out "$RESULTS" --work "$WORK" \
+  --no-progress "${args[@]}"
