@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -76,7 +77,11 @@ def run_demo(backbones: list[str], nu: float, steps: int, seed: int) -> tuple[di
         clean_logits = model(x)
     clean_loss = F.cross_entropy(clean_logits, y, reduction="none")
     rows, outputs = {}, {}
-    for name in backbones:
+    from .progress import bar
+
+    print(f"running AdA (M = {steps}) with {len(backbones)} backbone{'s' * (len(backbones) != 1)} on {len(y)} "
+          f"images (a few minutes on a CPU)", file=sys.stderr, flush=True)
+    for name in bar(backbones, desc="demo", unit="backbone"):
         if "cifar10" not in published.get(name, {}):
             print(f"skipping {name}: no packaged cifar10 weights")
             continue

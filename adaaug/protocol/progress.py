@@ -28,3 +28,59 @@ def bar(iterable: Iterable[T] | None = None, *, total: int | None = None, desc: 
 
     return tqdm(iterable, total=total, desc=desc, unit=unit, leave=leave, file=sys.stderr,
                 disable=not enabled(), dynamic_ncols=True)
+
+
+def _duration(seconds: float) -> str:
+    """``42 s``, ``12 min``, ``3.4 h`` or ``2.1 days``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+class StepClock:
+    """The time per step, measured on the first steps of a run, and what it means for the run (printed once).
+
+    Step 0 is a warm-up (first-call allocations, autotuning) and is not timed; steps 1..``timed`` are.
+    Call :meth:`tick` after every step with its index; ``sync`` (e.g. ``torch.cuda.synchronize``) makes
+    the clock wait for queued device work at the two timing points only.
+
+    Args:
+        label: what is being timed, e.g. ``"ada+augmix"``. steps_per_epoch: steps in one epoch.
+        epochs_left: epochs this run will still train. timed: steps to time after the warm-up.
+        sync: called before reading the clock. stream: where the line goes (default stderr).
+    """
+
+    def __init__(self, label: str, steps_per_epoch: int, epochs_left: int, *, timed: int = 5,
+                 sync=None, stream=None) -> None:
+        self.label, self.steps, self.epochs = label, steps_per_epoch, epochs_left
+        self.last = min(timed, steps_per_epoch - 1)
+        self.sync, self.stream = sync, stream
+        self.start: float | None = None
+        self.estimate: dict | None = None
+
+    def tick(self, step: int) -> None:
+        """Record that step ``step`` (0-based) has finished; prints the estimate after the last timed step."""
+        import time
+
+        if self.estimate is not None or self.last < 1 or step not in (0, self.last):
+            return
+        if self.sync is not None:
+            self.sync()
+        now = time.perf_counter()
+        if step == 0:
+            self.start = now
+            return
+        if self.start is None:
+            return
+        per_step = (now - self.start) / self.last
+        self.estimate = {"step_s": per_step, "epoch_s": per_step * self.steps,
+                         "run_s": per_step * self.steps * self.epochs, "timed_steps": self.last}
+        print(f"{self.label}: {per_step:.3g} s per step on this machine, so about "
+              f"{_duration(self.estimate['epoch_s'])} per epoch ({self.steps} steps) and "
+              f"{_duration(self.estimate['run_s'])} for the {self.epochs} epoch{'s' * (self.epochs != 1)} to go "
+              f"(measured on steps 2-{self.last + 1}; evaluation not included)",
+              file=self.stream or sys.stderr, flush=True)

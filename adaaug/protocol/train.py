@@ -47,6 +47,7 @@ from . import distributed as D
 from .checkpoint import restore_run, save_run
 from .data import BadImageError, ImageSet
 from .data_sources import Batch, DataSource, MemoryEval, StreamEval, center_crop, deepaugment_batch
+from .progress import StepClock
 from .train_cli import add_arguments, config_from_args
 from .train_config import CHECKPOINT_NAME, ConfigError, TrainConfig
 from .train_data import TrainData, load_training_data
@@ -208,8 +209,11 @@ def train_step(m: Model, rt: Runtime, batch: Batch) -> torch.Tensor:
 
 
 def train_epoch(cfg: TrainConfig, env: D.DistEnv, rt: Runtime, m: Model, source: DataSource,
-                epoch: int) -> tuple[torch.Tensor, float]:
-    """One epoch; returns the summed ``[loss·n, correct, n, skipped images]`` over processes and the last LR."""
+                epoch: int, clock: StepClock | None = None) -> tuple[torch.Tensor, float]:
+    """One epoch; returns the summed ``[loss·n, correct, n, skipped images]`` over processes and the last LR.
+
+    ``clock``: told after every step, for the time estimate printed at the start of a run.
+    """
     from tqdm import tqdm
 
     m.ddp.train()
@@ -221,6 +225,8 @@ def train_epoch(cfg: TrainConfig, env: D.DistEnv, rt: Runtime, m: Model, source:
     for step, batch in enumerate(bar):
         lr = m.opt.param_groups[0]["lr"]
         sums += train_step(m, rt, batch)
+        if clock is not None:
+            clock.tick(step)
         if show and step % 10 == 0:
             bar.set_postfix(loss=f"{float(sums[0] / sums[2]):.4f}", lr=f"{lr:.4g}")
     bar.close()
@@ -278,9 +284,14 @@ def _train(cfg: TrainConfig, env: D.DistEnv, on_epoch_end: EpochHook | None) -> 
     D.barrier(env)
 
     record: dict[str, Any] = {}
+    clock = None
+    if env.is_main and "ada" in cfg.method.split("+") and start_epoch < cfg.epochs:
+        sync = (lambda: torch.cuda.synchronize(rt.device)) if rt.device.type == "cuda" else None
+        clock = StepClock(f"adaaug train --method {cfg.method}", data.source.steps_per_epoch(),
+                          cfg.epochs - start_epoch, sync=sync)
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.time()
-        sums, lr = train_epoch(cfg, env, rt, m, data.source, epoch)
+        sums, lr = train_epoch(cfg, env, rt, m, data.source, epoch, clock if epoch == start_epoch else None)
         last = epoch + 1 == cfg.epochs
         eval_acc = None
         if data.evaluation is not None and ((epoch + 1) % cfg.eval_every == 0 or last):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -130,7 +131,13 @@ def test_ada_end_to_end_through_cli(cifar_train_subset, tmp_path, capsys):
     assert saved["backbone_weights"] is None and saved["nu"] == paper.NU_EDSR_CIFAR10
     (line,) = read_metrics(out)
     assert line["eval_acc"] is None and math.isfinite(line["train_loss"])
-    assert json.loads(capsys.readouterr().out.split("\n", 1)[1])["train_images"] == 256
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.split("\n", 1)[1])["train_images"] == 256
+    # the time estimate, from the first timed steps: 256 images / batch 128 = 2 steps, so step 2 is timed
+    estimate = re.search(r"--method ada: ([0-9.e+-]+) s per step on this machine, so about .* per epoch \(2 steps\)"
+                         r" and .* for the 1 epoch to go \(measured on steps 2-2", captured.err)
+    assert estimate is not None, captured.err
+    assert 0 < float(estimate.group(1)) < line["epoch_s"]
 
 
 def test_resume_after_kill_is_bitwise_identical(cifar_train_subset, cifar_dev_subset, tmp_path):
