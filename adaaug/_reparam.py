@@ -44,7 +44,8 @@ class TensorSlots:
         aliases: ``{name: (name, other names...)}`` for every key of ``params`` and ``buffers``.
 
     A snapshot: if the module's parameters or buffers are later replaced by other objects,
-    :func:`swapped` raises a RuntimeError rather than writing into a structure that no longer exists.
+    :func:`swapped` raises a RuntimeError rather than writing into a structure that no longer exists;
+    :meth:`changed` tells a user of the snapshot to take a new one.
     """
 
     def __init__(self, module: nn.Module) -> None:
@@ -70,6 +71,19 @@ class TensorSlots:
                         self._slots[name].append((table, attr, t))
         self.aliases = {k: tuple(v) for k, v in aliases.items()}
         self._modules = list(module.modules())
+        self._signature = self._sign()
+
+    def _sign(self) -> tuple:
+        """The identities of every submodule, parameter and buffer, and the tensors' version counters."""
+        return (tuple(tuple(map(id, d.values())) for m in self._modules
+                      for d in (m._modules, m._parameters, m._buffers)),
+                tuple(t._version for t in (*self.params.values(), *self.buffers.values())))
+
+    def changed(self) -> bool:
+        """True when the module was changed since this snapshot: a submodule, parameter or buffer added,
+        removed or replaced, or a value written in place (``load_state_dict``, ``p.copy_``, an optimizer
+        step). Cost: one pass over the module's tables, no device synchronisation."""
+        return self._sign() != self._signature
 
     @property
     def tied(self) -> bool:
@@ -82,9 +96,9 @@ class TensorSlots:
             for table, attr, original in slots:
                 if table.get(attr) is not original:
                     raise RuntimeError(
-                        f"{type(self.module).__name__}.{name} was replaced by another tensor after it was prepared "
-                        f"(or is being swapped by another call at the same time); build the object that uses this "
-                        f"module again after changing the module")
+                        f"{type(self.module).__name__}.{name} was replaced by another tensor while adaaug was "
+                        f"using the module (or another call is running it with other weights at the same time, "
+                        f"from another thread); run one call at a time on one module")
 
 
 @contextmanager

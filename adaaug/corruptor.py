@@ -17,36 +17,51 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._reparam import TensorSlots
 from .per_example import PerExampleBackbone, check_output
 from .perturb import Blocks, block_radii, default_step_size
 
 
 class Corruptor:
-    """One backbone with its frozen weights, per-block radii and step size, cached per device."""
+    """One backbone with its frozen weights, per-block radii and step size, cached per device.
+
+    The backbone is used, not copied: if its weights change after this was built (in place, as by
+    ``load_state_dict``, or by replacing a layer or a Parameter), the next :meth:`state` takes them
+    up, with new radii (and a new default step size).
+    """
 
     def __init__(self, name: str, module: nn.Module, nu: float, step_size: float | None, step_scale: float,
                  in_channels: int | None, multiple_of: int) -> None:
         self.name, self.module = name, module
         self.in_channels, self.multiple_of = in_channels, multiple_of
-        params = {k: p.detach() for k, p in module.named_parameters()}
+        self.nu, self._step_size, self._step_scale = nu, step_size, step_scale
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """Read the backbone: block names, radii, step size; drop what was cached for its old weights."""
+        slots = TensorSlots(self.module)
+        # one entry per tensor: a weight tied under several names is one block, perturbed once
+        params = {k: p.detach() for k, p in slots.params.items()}
         if not params:
-            raise ValueError(f"backbone {name!r} has no parameters to perturb")
+            raise ValueError(f"backbone {self.name!r} has no parameters to perturb")
         self.block_names = list(params)
-        self.nu = nu
-        radii = block_radii(params, nu)
-        self.step_size = (step_size if step_size is not None else default_step_size(radii)) * step_scale
+        radii = block_radii(params, self.nu)
+        given = self._step_size
+        self.step_size = (given if given is not None else default_step_size(radii)) * self._step_scale
         self._cache: dict[tuple, tuple[Blocks, Blocks, Blocks]] = {}
+        self._slots, self._runner = slots, PerExampleBackbone(self.module, slots)
 
     def state(self, device: torch.device, dtype: torch.dtype) -> tuple[Blocks, Blocks, Blocks]:
         """(params, buffers, radii) on ``device``; floating tensors in ``dtype``."""
+        if self._slots.changed():
+            self._prepare()
         key = (device, dtype)
         if key not in self._cache:
             def move(t: torch.Tensor, copy: bool = False) -> torch.Tensor:
                 return t.detach().to(device=device, dtype=dtype if t.is_floating_point() else t.dtype, copy=copy)
-            # one entry per tensor: a weight tied under several names is one block, perturbed once
-            params = {k: move(p) for k, p in self.module.named_parameters()}
+            params = {k: move(p) for k, p in self._slots.params.items()}
             # copies: a forward that writes into a buffer must not reach the backbone's own
-            buffers = {k: move(b, copy=True) for k, b in self.module.named_buffers()}
+            buffers = {k: move(b, copy=True) for k, b in self._slots.buffers.items()}
             self._cache[key] = (params, buffers, block_radii(params, self.nu))
         return self._cache[key]
 
@@ -56,7 +71,4 @@ class Corruptor:
         Convolutional backbones run without ``vmap`` (:mod:`adaaug.per_example`); a graph from
         one call must be differentiated before the next call (the weight storage is reused).
         """
-        runner = self.__dict__.get("_runner")
-        if runner is None:
-            runner = self._runner = PerExampleBackbone(self.module)
-        return check_output(self.module, runner(x, delta, params, buffers), x).clamp(0, 1)
+        return check_output(self.module, self._runner(x, delta, params, buffers), x).clamp(0, 1)

@@ -229,10 +229,10 @@ class PerExampleBackbone:
     is overwritten, and a stale backward raises a RuntimeError instead of using wrong weights.
     """
 
-    def __init__(self, module: nn.Module) -> None:
+    def __init__(self, module: nn.Module, slots: TensorSlots | None = None) -> None:
         self.module = module
         self.direct = supports(module)
-        self.slots = TensorSlots(module)
+        self.slots = slots if slots is not None else TensorSlots(module)
         self._storage: dict[tuple, dict[str, torch.Tensor]] = {}
 
     def weights(self, params: dict[str, torch.Tensor], delta: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

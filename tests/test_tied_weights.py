@@ -407,3 +407,51 @@ def test_a_forward_that_writes_into_buffers_or_caches_tensors_does_not_reach_the
     assert_as_found(backbone, snaps[0])
     assert_as_found(model, snaps[1])
     assert "last" not in vars(backbone)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("direct", [True, False])
+def test_cuda_tied_backbone_matches_the_cpu_deep_copies_and_a_user_deepaugment_backbone_is_not_moved(direct):
+    from adaaug import DeepAugment
+
+    torch.manual_seed(0)
+    module = TiedBackbone(direct).double().eval()
+    params, buffers, delta = _state(module, 2)
+    x = torch.rand(2, 3, 6, 6, dtype=torch.float64)
+    cuda = lambda d: {k: v.cuda() for k, v in d.items()}  # noqa: E731
+    gpu = module.cuda()
+    snap = snapshot(gpu)
+    out = PerExampleBackbone(gpu)(x.cuda(), cuda(delta), cuda(params), cuda(buffers)).cpu()
+    assert_as_found(gpu, snap)
+    cpu = copy.deepcopy(gpu).cpu()
+    for n in range(2):
+        ref = _set_by_hand(cpu, {k: params[k] + delta[k][n] for k in params})
+        assert (out[n] - ref(x[n:n + 1])[0]).abs().max().item() < 1e-10
+    edsr = _tied_edsr()
+    with pytest.raises(ValueError, match="move it with"):
+        DeepAugment(edsr, weights=None)(torch.rand(2, 3, 8, 8, device="cuda"))
+    assert next(edsr.parameters()).device.type == "cpu"
+
+
+@pytest.mark.parametrize("change", ["load_state_dict", "new_parameter", "new_layer"])
+def test_ada_takes_up_backbone_weights_changed_after_it_was_built(change):
+    import adaaug
+
+    torch.manual_seed(0)
+    backbone, model = TiedBackbone(), TiedClassifier()
+    ada = adaaug.AdversarialAugment(model, backbone=backbone, steps=1, ssim_threshold=None)
+    x, y = torch.rand(3, 3, 8, 8), torch.tensor([0, 1, 2])
+    before = ada(x, y, generator=torch.Generator().manual_seed(0))
+    if change == "load_state_dict":
+        backbone.load_state_dict(TiedBackbone().state_dict())  # new values in place, same Parameters
+    elif change == "new_parameter":
+        backbone.block.weight = nn.Parameter(torch.randn(3, 3, 3, 3) * 0.2)  # both names follow: one module
+    else:
+        backbone.block = nn.Conv2d(3, 3, 3, padding=1)  # `again` still holds the old one: no longer tied
+    after = ada(x, y, generator=torch.Generator().manual_seed(0))
+    fresh = adaaug.AdversarialAugment(model, backbone=backbone, steps=1, ssim_threshold=None)
+    expected = fresh(x, y, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(after, expected) and not torch.equal(after, before)
+    assert ada.corruptors[0].block_names == fresh.corruptors[0].block_names
+    assert ada.corruptors[0].step_size == fresh.corruptors[0].step_size
