@@ -8,7 +8,7 @@ from __future__ import annotations
 import numbers
 from pathlib import Path
 
-DEVICE_HELP = "auto, cpu, cuda or cuda:N"
+from .devices import DEVICE_HELP  # noqa: F401 (re-exported)
 
 
 class ConfigError(ValueError):
@@ -55,19 +55,10 @@ def _real(name: str, value: object, low: float | None = None, high: float | None
 
 
 def _device(device: object) -> None:
-    import torch
+    """The one ``--device`` check of every command (:func:`adaaug.protocol.devices.check_device`)."""
+    from .devices import check_device
 
-    _type("device", device, str)
-    if device in ("auto", "cpu"):
-        return
-    if device == "cuda" or device.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {device} asked for CUDA, which is not available here; use --device cpu")
-        idx = device.split(":", 1)[1] if ":" in device else "0"
-        if not idx.isdigit() or int(idx) >= torch.cuda.device_count():
-            raise ConfigError(f"--device {device}: no such CUDA device ({torch.cuda.device_count()} visible)")
-        return
-    raise ConfigError(f"unknown --device {device!r}; use {DEVICE_HELP}")
+    check_device(device)
 
 
 def _data_spec(name: str, spec: object, download: bool) -> None:

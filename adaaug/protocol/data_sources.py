@@ -216,16 +216,32 @@ def _resize_center(path: Path, crop: int) -> np.ndarray:
     return np.asarray(im.crop((left, top, left + crop, top + crop)))
 
 
-def _collate(items: list) -> tuple[torch.Tensor, torch.Tensor, list[tuple[str, str]]]:
+def _collate(items: list) -> tuple[torch.Tensor, torch.Tensor, list[tuple[str, str]], list[tuple[int, int]]]:
+    """Stack one batch in a worker; never raises there (a worker's exception reaches the user as a
+    flattened traceback): unreadable files and the sizes of a mixed batch go back to the main process."""
     bad = [b for _, _, b in items if b is not None]
     good = [(x, y) for x, y, b in items if b is None]
+    empty = torch.empty(0, 3, 0, 0, dtype=torch.uint8), torch.empty(0, dtype=torch.int64)
     if not good:
-        return torch.empty(0, 3, 0, 0, dtype=torch.uint8), torch.empty(0, dtype=torch.int64), bad
-    shapes = {tuple(x.shape) for x, _ in good}
+        return (*empty, bad, [])
+    shapes = sorted({tuple(x.shape[-2:]) for x, _ in good})
     if len(shapes) > 1:
-        raise ValueError(f"images of different sizes {sorted(shapes)[:3]} in one batch; use --preset imagenet "
-                         f"(random-resized crops to {paper.IMAGENET_TRAIN_SIZE}) or resize the images to one size")
-    return torch.stack([x for x, _ in good]), torch.tensor([y for _, y in good], dtype=torch.int64), bad
+        return (*empty, bad, shapes)
+    return torch.stack([x for x, _ in good]), torch.tensor([y for _, y in good], dtype=torch.int64), bad, []
+
+
+#: How to get out of mixed image sizes, for training (the cifar10 preset keeps each image's size).
+TRAIN_SIZES_FIX = (f"the cifar10 preset trains at the images' own size: resize them to one size, or pass --preset "
+                   f"imagenet (random-resized crops to {paper.IMAGENET_TRAIN_SIZE}×{paper.IMAGENET_TRAIN_SIZE})")
+#: ... and for evaluation without a crop.
+EVAL_SIZES_FIX = "pass --eval-crop N to centre-crop them to one size, or resize them to one size"
+
+
+def mixed_sizes_message(sizes: Sequence[tuple[int, int]], where: str, fix: str = TRAIN_SIZES_FIX) -> str:
+    """The error for images of several sizes where one is needed, naming the ways out."""
+    distinct = sorted(set(sizes))
+    shown = ", ".join(f"{h}×{w}" for h, w in distinct[:4]) + (", ..." if len(distinct) > 4 else "")
+    return f"images of {where} have different sizes ({shown}); {fix}"
 
 
 class _Streamed:
@@ -234,12 +250,18 @@ class _Streamed:
     def __init__(self, dataset: _DecodeAugment, workers: int, pin_memory: bool, skip_bad: bool) -> None:
         self.dataset, self.workers, self.pin_memory, self.skip_bad = dataset, workers, pin_memory, skip_bad
         self.skipped = 0
+        self.sizes_fix = TRAIN_SIZES_FIX if dataset.preset is not None else EVAL_SIZES_FIX
 
     def _iterate(self, batch_sampler) -> Iterator[Batch]:
         self.skipped = 0
         loader = DataLoader(self.dataset, batch_sampler=batch_sampler, num_workers=self.workers,
                             collate_fn=_collate, pin_memory=self.pin_memory)
-        for images, labels, bad in loader:
+        for images, labels, bad, mixed in loader:
+            if mixed:
+                from .config_checks import ConfigError
+
+                raise ConfigError(mixed_sizes_message(mixed, f"one batch of {self.dataset.files.root}",
+                                                      self.sizes_fix))
             if bad:
                 if not self.skip_bad:
                     raise BadImageError(*bad[0])
@@ -320,24 +342,35 @@ class StreamEval(_Streamed):
 
 
 # ---- choosing a path ---------------------------------------------------------------------------
-def estimated_bytes(files: Sequence[Path], sample: int = 32) -> tuple[int, bool]:
-    """``(bytes the decoded images would take as uint8, whether the sampled sizes differ)``.
+def sampled_sizes(files: Sequence[Path], sample: int = 32) -> list[tuple[int, int]]:
+    """``(H, W)`` of up to ``sample`` evenly spaced files, read from their headers (no decoding).
 
-    Reads the headers of up to ``sample`` evenly spaced files (no decoding).
+    Files that cannot be opened are left out (the decoding step names them later).
     """
     from PIL import Image
 
+    if not len(files):
+        return []
     picks = np.unique(np.linspace(0, len(files) - 1, min(sample, len(files))).round().astype(int))
     sizes = []
     for i in picks:
         try:
             with Image.open(files[i]) as im:
-                sizes.append(im.size)
+                sizes.append((im.size[1], im.size[0]))
         except OSError:
             continue
+    return sizes
+
+
+def estimated_bytes(files: Sequence[Path], sample: int = 32) -> tuple[int, bool]:
+    """``(bytes the decoded images would take as uint8, whether the sampled sizes differ)``.
+
+    Reads the headers of up to ``sample`` evenly spaced files (no decoding).
+    """
+    sizes = sampled_sizes(files, sample)
     if not sizes:
         return 0, False
-    mean_pixels = sum(w * h for w, h in sizes) / len(sizes)
+    mean_pixels = sum(w * h for h, w in sizes) / len(sizes)
     return int(mean_pixels * 3 * len(files)), len(set(sizes)) > 1
 
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import torch
 
 from . import distributed as D
+from .. import paper
 from .data import BadImageError, ImageSet, list_image_folder, load_images, subset_indices
 from .data_sources import (DataSource, MemoryEval, MemorySource, StreamEval, StreamSource, choose_data_path,
-                           default_workers)
+                           default_workers, mixed_sizes_message, sampled_sizes)
 from .train_config import ConfigError, TrainConfig
 
 
@@ -55,6 +56,8 @@ def _load(cfg: TrainConfig, env: D.DistEnv, generator: torch.Generator) -> Train
     path = choose_data_path(cfg.data_path, None if folder is None else folder[0])
     if cfg.data_path == "stream" and folder is None:
         raise ConfigError("--data-path stream needs an ImageFolder directory; cifar10:<root> is held in memory")
+    # sizes against the preset and the backbones from a sample of headers, before anything is decoded
+    check_image_sizes(cfg, [(32, 32)] if folder is None else sampled_sizes(folder[0]), path)
     if path == "stream" and cfg.deepaugment_dirs:
         raise ConfigError("the deepaugment methods need the in-memory data path (aligned copies); pass "
                           "--data-path memory, or train without DeepAugment")
@@ -63,6 +66,7 @@ def _load(cfg: TrainConfig, env: D.DistEnv, generator: torch.Generator) -> Train
     if path == "memory":
         full = _load_memory(cfg.data, True, cfg, env)
         total = len(full)
+        check_image_sizes(cfg, [tuple(full.images.shape[-2:])], path)  # every image, now that they are decoded
     else:
         files, labels, classes = folder
         total = len(files)
@@ -87,6 +91,53 @@ def _load(cfg: TrainConfig, env: D.DistEnv, generator: torch.Generator) -> Train
         raise ConfigError(f"labels reach {top} but the classifier has {num_classes} outputs; fix --num-classes")
     evaluation = _evaluation(cfg, env, path, classes, workers, pin)
     return TrainData(source, evaluation, num_classes, path)
+
+
+def training_sizes(cfg: TrainConfig, sizes: list[tuple[int, int]], path: str) -> list[tuple[int, int]]:
+    """The ``(H, W)`` the classifier and AdA will see for stored image ``sizes`` (``path``: the data path).
+
+    The ``imagenet`` preset crops and resizes every image to 128×128; the ``cifar10`` preset pads
+    and crops each image back to its own size, so every image must have the same one.
+    Raises :class:`ConfigError` naming the fix when ``sizes`` differ where one size is needed.
+    """
+    distinct = sorted(set(sizes))
+    if len(distinct) > 1:
+        if cfg.preset != "imagenet":
+            raise ConfigError(mixed_sizes_message(distinct, f"--data {cfg.data}"))
+        if path == "memory":
+            raise ConfigError(mixed_sizes_message(
+                distinct, f"--data {cfg.data}", "the in-memory data path holds images of one size: pass "
+                "--data-path stream (or auto), or resize them to one size"))
+    if cfg.preset == "imagenet":
+        return [(paper.IMAGENET_TRAIN_SIZE, paper.IMAGENET_TRAIN_SIZE)] if distinct else []
+    return distinct
+
+
+def check_image_sizes(cfg: TrainConfig, sizes: list[tuple[int, int]], path: str) -> None:
+    """Raise :class:`ConfigError` unless images of ``sizes`` (``(H, W)``) can be trained as ``cfg`` says.
+
+    Checks one size where the preset or the data path needs it (:func:`training_sizes`) and, for the
+    AdA methods, the sides the backbone takes: divisible by its ``multiple_of`` (the registry's;
+    ``cae``, ``vqvae``, ``unet``: 4; ``all``: every paper backbone's) and, with the SSIM line search,
+    at least 11 (SSIM's window). The message names the nearest sizes that work and the flags to change.
+    """
+    trained = training_sizes(cfg, sizes, path)
+    if not cfg.uses_ada:
+        return
+    from ..backbones import PAPER_BACKBONES, backbone_spec
+
+    names = list(PAPER_BACKBONES) if cfg.backbone == "all" else [cfg.backbone]
+    multiple = max(backbone_spec(n).multiple_of for n in names)
+    for h, w in trained:
+        if h % multiple or w % multiple:
+            down, up = (f"{(h // multiple) * multiple}×{(w // multiple) * multiple}",
+                        f"{-(-h // multiple) * multiple}×{-(-w // multiple) * multiple}")
+            raise ConfigError(f"--backbone {cfg.backbone} needs image sides divisible by {multiple}, but the training "
+                              f"images of --data {cfg.data} are {h}×{w}: crop them to {down} or pad them to {up}, "
+                              f"or pick a backbone that takes any size (--backbone edsr)")
+        if cfg.line_search and min(h, w) < 11:
+            raise ConfigError(f"the training images of --data {cfg.data} are {h}×{w}, smaller than the 11×11 window "
+                              f"of the SSIM line search: use larger images or pass --no-line-search")
 
 
 def _load_memory(spec: str, train: bool, cfg: TrainConfig, env: D.DistEnv) -> ImageSet:
