@@ -103,7 +103,9 @@ class AdversarialAugment(nn.Module):
             runs in the training step, on the live model: a call inside a ``DataLoader`` worker
             (a ``collate_fn`` or dataset transform with ``num_workers > 0``) raises ``RuntimeError``.
         backbone: a registered name (``"edsr"``, ``"cae"``, ``"vqvae"``, ``"unet"``, your
-            own), an ``nn.Module`` mapping [0, 1] images to the same shape, a list of
+            own), an ``nn.Module`` mapping [0, 1] images to one float tensor of the same shape
+            (anything else raises naming the module; tied weights are one block; random ops
+            draw per example from torch's global RNG; docs/backbones.md), a list of
             these, or ``"all"`` for the paper's four. With several, each serves an equal
             share of every batch (App. E.4), examples assigned at random; when the batch
             does not divide evenly, which backbones serve one example more is drawn too,

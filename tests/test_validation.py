@@ -52,7 +52,13 @@ def attack_run(net, x):
                                         restarts=1))
 
 
-PATHS = [ada_run, augmix_run, standard_run, pipeline_run, attack_run]
+def deepaugment_run(net, x):
+    from adaaug import DeepAugment
+
+    return DeepAugment("cae", generator=torch.Generator().manual_seed(0))(x)
+
+
+PATHS = [ada_run, augmix_run, standard_run, pipeline_run, attack_run, deepaugment_run]
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda f: f.__name__)

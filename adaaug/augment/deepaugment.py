@@ -43,7 +43,7 @@ from .. import paper
 from .._reparam import TensorSlots, swapped
 from ..backbones.cae import CAE, binarize
 from ..backbones.edsr import EDSR
-from ..validation import check_images, check_positive
+from ..validation import check_positive, in_unit_range
 from . import deepaugment_ops as ops_mod
 from .deepaugment_ops import Layout
 
@@ -279,7 +279,8 @@ class DeepAugment:
     # ---- call ------------------------------------------------------------------------------------
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Distort ``x`` (``N×3×H×W``, [0, 1] float or uint8); one independent draw per example."""
-        check_images(x, channels=3, multiple_of=1 if self.kind == "edsr" else 4, name="x")
+        x = in_unit_range(x, channels=3, multiple_of=1 if self.kind == "edsr" else 4, name="x",
+                          owner=f"DeepAugment's {self.kind.upper()}")
         g = generator if generator is not None else self.generator
         if g is not None and not isinstance(g, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator, got {type(g).__name__}")
