@@ -33,8 +33,9 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "publish-weights": ("adaaug.protocol.publish", "maintainers: upload weights/ to a Hugging Face Hub repo"),
 }
 
-# commands that get ``--progress/--no-progress`` here (``train`` defines its own)
-_PROGRESS = ("make-c", "eval", "deepaugment-data", "mini-protocol", "bench", "train-backbone", "gpu-compare")
+# commands that get ``--progress/--no-progress`` here (``train`` defines its own; ``publish-weights`` is quick)
+_PROGRESS = ("demo", "make-c", "eval", "deepaugment-data", "mini-protocol", "finetune", "bench", "train-backbone",
+             "gpu-compare")
 
 
 class UsageError(Exception):

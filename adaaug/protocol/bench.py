@@ -236,7 +236,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="chunk sizes for the peak-memory table (none: skip it)")
     p.add_argument("--memory-batches", type=_positive, nargs="*", default=[32, 64],
                    help="batch sizes for the peak-memory table")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (CUDA when available)")
     p.add_argument("--repeats", type=_positive, default=3, help="timed repeats per measurement (median reported)")
     p.add_argument("--threads", type=_positive, help="torch threads (default: torch's choice)")
     p.add_argument("--arch", choices=("resnet20", "preact_resnet50", "resnet50"), default="resnet20",
@@ -251,6 +251,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from .devices import resolve_checked
+
+    dev = resolve_checked(args.device)  # one line before any work when this machine lacks the device
+    args.device = str(dev)
     if args.threads:
         torch.set_num_threads(args.threads)
     if getattr(args, "suite", False):
@@ -263,13 +267,23 @@ def main(args: argparse.Namespace) -> int:
             return 2
         return 0 if all(r["status"] in ("ok", "skipped") for r in report["parts"].values()) else 1
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dev = torch.device(args.device)
     machine = torch.cuda.get_device_name(dev) if dev.type == "cuda" else \
         f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
     print(f"{'backbone':<8}{'nominal s':>10}{'AdA s':>9}{'floor s':>9}{'AdA/floor':>10}{'AdA/nominal':>12}"
           f"{'proj %':>8}{'search %':>9}{'init %':>8}{'final fwd %':>12}{'per-ex/shared':>14}")
     out = Path(args.out)
+    fresh = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        _bench_backbones(args, out, dev, machine, commit)
+    except BaseException:
+        if fresh and not any(out.iterdir()):  # failed before its first result: leave no empty folder behind
+            out.rmdir()
+        raise
+    return 0
+
+
+def _bench_backbones(args: argparse.Namespace, out: Path, dev: torch.device, machine: str, commit: str) -> None:
     from .progress import bar
 
     for name in bar(args.backbones, desc="bench", unit="backbone"):
@@ -283,4 +297,3 @@ def main(args: argparse.Namespace) -> int:
         for m in r["memory"].values():
             print(f"    peak memory, chunk {m['chunk_size']:>3}, batch {m['batch']:>4}: {m['peak_mb']:.0f} MB")
         (out / f"step-{name}-{dev.type}.json").write_text(json.dumps(r, indent=2) + "\n")
-    return 0

@@ -7,6 +7,10 @@ same file stems, so sample ``i`` of both trees is the same image (both are read 
 sorted order of :func:`adaaug.protocol.data.load_image_folder`). Images must all have
 the same size (a limit of ``load_image_folder``). Seeded: the same seed, batch size,
 backbone and weights give the same files on CPU.
+
+Everything is checked before the first file is written (``--device``, the image size against the
+backbone, the weights); a failed or interrupted run removes the folders it created, so the rerun
+needs no ``--overwrite``.
 """
 from __future__ import annotations
 
@@ -38,16 +42,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seeds the distortions")
     parser.add_argument("--batch-size", type=int, default=64, help="images per batch")
     parser.add_argument("--chunk-size", type=int, default=16, help="examples per vmap chunk (memory)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (CUDA when available)")
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty DST (default: refuse)")
 
 
 def main(args: argparse.Namespace) -> int:
     """Write the processed copy; prints a JSON summary. Returns the exit status."""
-    from PIL import Image
-
     from ..augment.deepaugment import DeepAugment
     from .data import load_image_folder
+    from .devices import removed_on_failure, resolve_checked
 
     src, dst = Path(args.src), Path(args.dst)
     if not src.is_dir():
@@ -58,15 +61,31 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError("DST must differ from SRC")
     if dst.exists() and any(dst.iterdir()) and not args.overwrite:
         raise FileExistsError(f"{dst} is not empty; pass --overwrite to write into it")
+    device = resolve_checked(args.device)
     data = load_image_folder(src, cache=False)
     files = _listing(src, data.classes)
     if len(files) != len(data):
         raise RuntimeError(f"listed {len(files)} files but decoded {len(data)} images under {src}")
+    h, w = data.images.shape[-2:]
+    if args.backbone == "cae" and (h % 4 or w % 4):
+        raise ValueError(f"--backbone cae needs image sides divisible by 4, but the images under {src} are {h}×{w}: "
+                         f"crop or pad them (e.g. to {h - h % 4}×{w - w % 4}), or pass --backbone edsr (any size)")
     weights = None if str(args.weights).lower() == "none" else args.weights
-    device = torch.device(args.device)
     generator = torch.Generator().manual_seed(args.seed)  # CPU draws: the same distortions on any device
     torch.manual_seed(args.seed)  # only matters for --weights none (a freshly initialised network)
     da = DeepAugment(args.backbone, weights=weights, generator=generator, chunk_size=args.chunk_size)
+    with removed_on_failure(dst, *(dst / cls for cls in data.classes)):
+        seconds = _write(da, data, files, dst, device, args)
+    print(json.dumps({"src": str(src), "dst": str(dst), "images": len(data), "backbone": args.backbone,
+                      "weights": weights, "seed": args.seed, "seconds": round(seconds, 2),
+                      "images_per_s": round(len(data) / max(seconds, 1e-9), 2)}, indent=2))
+    return 0
+
+
+def _write(da, data, files: list[tuple[str, str]], dst: Path, device: torch.device, args: argparse.Namespace) -> float:
+    """Process and write every image; returns the seconds it took."""
+    from PIL import Image
+
     for cls in data.classes:
         (dst / cls).mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -78,8 +97,4 @@ def main(args: argparse.Namespace) -> int:
         for k, array in enumerate(out):
             cls, stem = files[lo + k]
             Image.fromarray(np.ascontiguousarray(array)).save(dst / cls / f"{stem}.png")
-    seconds = time.perf_counter() - start
-    print(json.dumps({"src": str(src), "dst": str(dst), "images": len(data), "backbone": args.backbone,
-                      "weights": weights, "seed": args.seed, "seconds": round(seconds, 2),
-                      "images_per_s": round(len(data) / max(seconds, 1e-9), 2)}, indent=2))
-    return 0
+    return time.perf_counter() - start

@@ -1,10 +1,23 @@
-"""``adaaug eval``'s command-line arguments (:func:`add_arguments`) and their checks before any work."""
+"""``adaaug eval``'s command-line arguments (:func:`add_arguments`) and their checks before any work.
+
+:func:`check_paths` runs first in ``adaaug eval``: missing paths, numbers out of range, a ``--device``
+this machine does not have (:func:`adaaug.protocol.devices.check_device`), and ``--imagenet-c`` with a
+model that does not have ImageNet's 1000 classes (the AlexNet normalisation needs them) stop the
+command before the model is loaded. It also fills in the default ``--label``: the run folder of a
+checkpoint that ``adaaug train`` wrote (``runs/c10/ada-edsr/final.safetensors`` → ``ada-edsr``).
+"""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
 from .. import paper
+
+#: File stems that name no model (what ``adaaug train`` and common scripts write): such a checkpoint's row
+#: is labelled with its folder's name instead.
+GENERIC_STEMS = frozenset({"final", "checkpoint", "model", "best", "last", "weights"})
+#: Classes of ImageNet, whose AlexNet errors normalise ImageNet-C's mCE.
+IMAGENET_CLASSES = 1000
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -46,8 +59,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="only N evenly spaced images of every set/severity (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seeds attacks and parameter noise")
     p.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
-    p.add_argument("--device", help="default: cuda if available, else cpu")
-    p.add_argument("--label", help="row label in the markdown table (default: checkpoint file name)")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: cuda if available, else cpu)")
+    p.add_argument("--label", help="row label in the markdown table (default: the run folder of an `adaaug train` "
+                                   "checkpoint, e.g. ada-edsr for runs/c10/ada-edsr/final.safetensors; else the "
+                                   "checkpoint's file name or the --weights name)")
     p.add_argument("--out", required=True, help="results JSON")
     p.add_argument("--markdown", help="also write markdown tables here (default: stdout only)")
 
@@ -68,3 +83,46 @@ def check_paths(args: argparse.Namespace) -> None:
         raise UsageError("--batch-size and --noise-samples must be positive integers")
     if args.param_noise and any(not eta >= 0 for eta in args.param_noise):
         raise UsageError(f"--param-noise values must be ≥ 0, got {args.param_noise}")
+    from .devices import check_device
+
+    check_device("auto" if args.device is None else args.device)
+    outputs = declared_outputs(args)
+    if args.imagenet_c and outputs is not None and outputs != IMAGENET_CLASSES:
+        raise UsageError(f"--imagenet-c normalises each corruption's error by AlexNet's on ImageNet's "
+                         f"{IMAGENET_CLASSES} classes, but this model has {outputs} outputs, so its mCE would not be "
+                         f"comparable with anything: pass the same directory as --cifar-c for the plain mean of the "
+                         f"15 corruption errors (no AlexNet normalisation)")
+    if getattr(args, "label", None) is None:
+        args.label = default_label(args.checkpoint, args.weights)
+
+
+def default_label(checkpoint: str | None, weights: str | None) -> str:
+    """A results row's name: the run folder for a generic file name (``runs/x/ada-edsr/final.safetensors`` →
+    ``ada-edsr``), else the checkpoint's stem, else the ``--weights`` name (``resnet20:cifar10`` → ``resnet20``)."""
+    if checkpoint:
+        path = Path(checkpoint)
+        if path.stem.lower() in GENERIC_STEMS and path.resolve().parent.name:
+            return path.resolve().parent.name
+        return path.stem
+    return str(weights).partition(":")[0]
+
+
+def declared_outputs(args: argparse.Namespace) -> int | None:
+    """The model's outputs as known before loading it: ``--num-classes``; the ``num_classes`` an ``adaaug train``
+    checkpoint records (else 10, what the loader builds); 10 for the packaged ``cifar10`` classifiers; None
+    when it cannot be told without loading the model."""
+    if args.num_classes is not None:
+        return int(args.num_classes)
+    if args.weights is not None:
+        return 10 if (args.weights.partition(":")[2] or "cifar10") == "cifar10" else None
+    path = Path(args.checkpoint)
+    if path.suffix != ".safetensors":
+        return 10  # a torch checkpoint records no class count: the loader builds 10 outputs
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        return int(meta.get("num_classes", 10))
+    except Exception:  # an unreadable file is reported by the loader, with its own message
+        return None

@@ -13,6 +13,16 @@ SHORT = {"gaussian_noise": "Gauss", "shot_noise": "Shot", "impulse_noise": "Impu
          "gaussian_blur": "Gauss. blur", "spatter": "Spatter", "saturate": "Saturate"}
 
 
+def eps_label(norm: str, key: str | float) -> str:
+    """An attack radius as people write it: ℓ∞ radii that are whole uint8 levels as ``k/255`` (the JSON key
+    ``"0.00392157"`` → ``1/255``), everything else with up to 6 significant digits (``"0.5"``)."""
+    value = float(key)
+    levels = value * 255
+    if norm == "Linf" and round(levels) >= 1 and abs(levels - round(levels)) < 1e-4 * max(levels, 1):
+        return f"{round(levels)}/255"
+    return f"{value:.6g}"
+
+
 def _fmt(v) -> str:
     return "–" if v is None else f"{v:.2f}"
 
@@ -60,9 +70,14 @@ def markdown_report(results: Mapping, label: str = "model") -> str:
     if "n" in clean_res:
         out += [f"Clean test set: {_count(clean_res['n'])} images of {_count(clean_res.get('classes'))} classes, "
                 f"error {_fmt(clean)} %.", ""]
+    outputs = results.get("model", {}).get("outputs")
     for key, title, ce_key in (("cifar10_c", "CIFAR-10-C (error %, mCE = mean of the 15)", "ce"),
                                ("imagenet_c", "ImageNet-C (CE normalised by AlexNet, %)", "normalized_ce")):
         if key in results:
+            if key == "imagenet_c" and outputs is not None and outputs != 1000:
+                out += [f"**Warning:** the model has {outputs} outputs, not ImageNet's 1000 classes: the AlexNet "
+                        f"normalisation below assumes ImageNet's, so this mCE is not comparable with published "
+                        f"ImageNet-C numbers.", ""]
             out += _table(title, [(label, clean, results[key])], ce_key)
     if "param_noise" in results:
         noise = results["param_noise"]
@@ -80,7 +95,8 @@ def markdown_report(results: Mapping, label: str = "model") -> str:
         r = results["robust"]
         cols = [("Linf", e) for e in r["Linf"]] + [("L2", e) for e in r["L2"]]
         out += [f"### Robust accuracy (%; {r['method']}, {r['n']} images)", "",
-                "| clean | " + " | ".join(f"ℓ{'∞' if n == 'Linf' else '2'} ε={e}" for n, e in cols) + " |",
+                "| clean | " + " | ".join(f"ℓ{'∞' if n == 'Linf' else '2'} ε={eps_label(n, e)}" for n, e in cols)
+                + " |",
                 "|" + " --- |" * (1 + len(cols)),
                 f"| {_fmt(r.get('clean_accuracy'))} | " + " | ".join(_fmt(r[n][e]) for n, e in cols) + " |", ""]
     return "\n".join(out)

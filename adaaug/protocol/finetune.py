@@ -60,13 +60,13 @@ class FinetuneConfig:
             one row per backbone [edsr, edsr-down].
         seeds: one run per seed and row; the seed picks the training subset, batch order, augmentation
             draws and AdA's random init [0 1 2].
-        subset: training images per run [3000]. epochs [2]. batch_size [128].
+        subset: training images per run [1000]. epochs [2]. batch_size [128].
         lr: peak SGD learning rate (Nesterov momentum 0.9, cosine decay to 0 per step, no warm-up) [0.01].
         weight_decay [5e-4].
         ada_steps: M [2; paper 10 on CIFAR-10]. nu: ν [paper.NU_EDSR_CIFAR10 = 0.015].
         ada_share: share of each batch that AdA corrupts [1.0 = Algorithm 1]; a CPU-scale option (see above).
         jsd: AugMix with the JSD consistency loss (λ = 12, three views per example) [True].
-        dev_limit: held-out dev images scored, clean and corrupted [1000]. dev_seed: seeds that subset and
+        dev_limit: held-out dev images scored, clean and corrupted [250]. dev_seed: seeds that subset and
             the corruptions [0].
         chunk_size: AdA nano-batch [8]. threads: torch threads [1].
     """
@@ -77,7 +77,7 @@ class FinetuneConfig:
     methods: tuple[str, ...] = METHODS
     backbones: tuple[str, ...] = ("edsr", "edsr-down")
     seeds: tuple[int, ...] = (0, 1, 2)
-    subset: int = 3000
+    subset: int = 1000
     epochs: int = 2
     batch_size: int = 128
     lr: float = 0.01
@@ -86,7 +86,7 @@ class FinetuneConfig:
     nu: float = paper.NU_EDSR_CIFAR10
     ada_share: float = 1.0
     jsd: bool = True
-    dev_limit: int = 1000
+    dev_limit: int = 250
     dev_seed: int = 0
     chunk_size: int = 8
     threads: int = 1
@@ -295,6 +295,7 @@ def run_grid(cfg: FinetuneConfig, jobs: int = 1, report_only: bool = False) -> d
     """Every (row, seed) run, then the summary; ``report_only`` summarises the finished runs only."""
     from .data import load_images
     from .mini import MiniConfig, open_out, prepare_dev
+    from .progress import bar
 
     cfg.validate()
     start = time.time()
@@ -317,10 +318,11 @@ def run_grid(cfg: FinetuneConfig, jobs: int = 1, report_only: bool = False) -> d
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            records = list(pool.map(_worker, *zip(*[(cfg, j, data_spec, clean_dir, c_dir) for j in order])))
+            records = list(bar(pool.map(_worker, *zip(*[(cfg, j, data_spec, clean_dir, c_dir) for j in order])),
+                               total=len(order), desc="finetune", unit="run"))
     else:
         train = load_images(data_spec, train=True)
-        records = [run_one(cfg, *j, train, clean_dir, c_dir) for j in order]
+        records = [run_one(cfg, *j, train, clean_dir, c_dir) for j in bar(order, desc="finetune", unit="run")]
     return _write(cfg, records, baseline_record(cfg, clean_dir, c_dir), start)
 
 
@@ -337,19 +339,50 @@ def _write(cfg: FinetuneConfig, records: Sequence[dict], packaged: dict, start: 
 
 
 # ---- command line ---------------------------------------------------------------------------------
+#: The headline grid of the documentation (benchmarks/finetune/README.md): the defaults plus the CPU-scale
+#: ``--ada-share 0.25``, two runs at a time.
+HEADLINE = ("adaaug finetune --data TRAIN --dev DEV --out runs/ft --ada-share 0.25 --jobs 2")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of ``adaaug finetune`` (defaults from :class:`FinetuneConfig`)."""
+    """Options of ``adaaug finetune`` (defaults from :class:`FinetuneConfig`), each with its description."""
     d = FinetuneConfig(data="", dev="", out="")
+
+    def listed(values) -> str:
+        return " ".join(map(str, values))
+
+    p.epilog = (f"The documented headline grid (docs/benchmarks.md) is these defaults with AdA on a quarter of "
+                f"each batch: {HEADLINE}")
     p.add_argument("--data", required=True, help="training set (ImageFolder dir, cifar10:<root> or .tar.gz)")
     p.add_argument("--dev", required=True, help="held-out set, scored clean and corrupted (same forms)")
     p.add_argument("--out", required=True, help="output directory (runs/, results.json, results.md, finetune.png)")
-    p.add_argument("--methods", nargs="+", default=list(d.methods), help=f"[{' '.join(d.methods)}]")
-    p.add_argument("--backbones", nargs="+", default=list(d.backbones), help=f"[{' '.join(d.backbones)}]")
-    p.add_argument("--seeds", nargs="+", type=int, default=list(d.seeds), help=f"[{' '.join(map(str, d.seeds))}]")
-    for name in ("subset", "epochs", "batch_size", "ada_steps", "dev_limit", "dev_seed", "chunk_size", "threads"):
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name), help=f"[{getattr(d, name)}]")
-    for name in ("lr", "weight_decay", "nu", "ada_share"):
-        p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name), help=f"[{getattr(d, name)}]")
+    p.add_argument("--methods", nargs="+", default=list(d.methods), metavar="METHOD",
+                   help=f"methods to fine-tune with, among {', '.join(METHODS)} [{listed(d.methods)}]")
+    p.add_argument("--backbones", nargs="+", default=list(d.backbones), metavar="NAME",
+                   help=f"AdA corruption networks (packaged cifar10 weights); each method with AdA gets one row per "
+                        f"backbone [{listed(d.backbones)}]")
+    p.add_argument("--seeds", nargs="+", type=int, default=list(d.seeds), metavar="SEED",
+                   help=f"one run per seed and row; a seed picks the training subset, batch order and every "
+                        f"augmentation draw, so rows are compared paired by seed [{listed(d.seeds)}]")
+    ints = {"subset": "training images per run (a seeded random subset of --data)",
+            "epochs": "fine-tuning epochs per run",
+            "batch_size": "images per SGD step",
+            "ada_steps": "M, AdA's ascent steps (paper: 10 on CIFAR-10)",
+            "dev_limit": "held-out images scored, clean and under each corruption (a seeded subset of --dev)",
+            "dev_seed": "seeds the scored dev subset and its corruptions",
+            "chunk_size": "AdA nano-batch: examples per vmap chunk (memory)",
+            "threads": "torch threads per run"}
+    for name, text in ints.items():
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name),
+                       help=f"{text} [{getattr(d, name)}]")
+    reals = {"lr": "peak SGD learning rate (Nesterov 0.9, cosine decay to 0 per step, no warm-up)",
+             "weight_decay": "L2 weight decay",
+             "nu": "AdA's relative radius ν (paper: 0.015)",
+             "ada_share": "share of each batch AdA corrupts: 1 is Algorithm 1 (every image); the documented "
+                          "runs use 0.25, a CPU-scale option"}
+    for name, text in reals.items():
+        p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name),
+                       help=f"{text} [{getattr(d, name):g}]")
     p.add_argument("--no-jsd", action="store_true", help="AugMix without the JSD consistency loss [off]")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes [1]")
     p.add_argument("--report-only", action="store_true", help="summarise the finished runs; train nothing [off]")

@@ -56,7 +56,7 @@ import numpy as np
 from .. import paper
 from .corruptions import BENCHMARK
 # SHORT and markdown_table are re-exported for callers of the earlier single module
-from .mini_report import SHORT, machine_name, markdown_table, report, save_plot  # noqa: F401
+from .mini_report import SHORT, data_label, machine_name, markdown_table, report, save_plot  # noqa: F401
 
 METHODS = ("nominal", "ada", "augmix", "ada+augmix")
 #: Paper's full-scale CIFAR-10-C mCE (%, Table 1; pre-activation ResNet-50, 300 epochs).
@@ -140,6 +140,9 @@ class MiniConfig:
             raise ValueError(f"--nu must be > 0, got {self.nu}")
         if self.ada_steps < 0 or self.seed < 0:
             raise ValueError(f"--ada-steps and --seed must be ≥ 0, got {self.ada_steps} and {self.seed}")
+        from .devices import check_device
+
+        check_device(self.device)  # before the dev set's corruptions are written
         return self
 
 
@@ -296,15 +299,16 @@ def run(cfg: MiniConfig) -> dict[str, Any]:
         by_method = {m: run_method(cfg, m, *args) for m in cfg.methods}
     rows = [by_method[m] for m in cfg.methods]
     settings = dataclasses.asdict(cfg)
-    results = {"settings": settings, "train_images": n_train, "dev_images": n_dev, "rows": rows,
+    classes = len(json.loads((clean_dir / "classes.json").read_text()))
+    results = {"settings": settings, "train_images": n_train, "dev_images": n_dev, "dev_classes": classes, "rows": rows,
                "paper_mce": {m: PAPER_MCE[m] for m in cfg.methods if m in PAPER_MCE},
                "wall_s": round(time.time() - start, 1), "estimate_s": round(estimate, 1),
                "machine": machine_name(cfg.device)}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     untrained = "" if cfg.backbone_weights else " (untrained)"
     title = (f"ResNet-20, {n_train} train images × {cfg.epochs} epochs, AdA {cfg.backbone}{untrained} "
-             f"ν={cfg.nu:g} M={cfg.ada_steps}; {n_dev} dev images\n{results['machine']}")
-    classes = len(json.loads((clean_dir / "classes.json").read_text()))
+             f"ν={cfg.nu:g} M={cfg.ada_steps}; {n_dev} dev images\ndata {data_label(cfg.data)}, "
+             f"{results['machine']}")
     save_plot(rows, out / "mce.png", title, classes)
     (out / "results.md").write_text(report(results) + "\n")
     return results

@@ -43,7 +43,7 @@ def save_plot(rows: Sequence[dict], path: Path, title: str, classes: int = 10) -
     x = np.arange(len(rows))
     fig, ax = plt.subplots(figsize=(1.6 * len(rows) + 3, 4))
     for offset, key, label, color in ((-0.2, "clean_error", "clean error", "#8da0cb"),
-                                      (0.2, "mce", "mCE (CIFAR-10-C, 15 corruptions)", "#fc8d62")):
+                                      (0.2, "mce", "mCE (15 corruptions, CIFAR-10-C severities)", "#fc8d62")):
         vals = [r[key] if r[key] is not None else np.nan for r in rows]
         bars = ax.bar(x + offset, vals, 0.4, label=label, color=color)
         ax.bar_label(bars, fmt="%.1f", fontsize=8, padding=2)
@@ -76,20 +76,30 @@ def machine_name(device: str) -> str:
     return f"{where}, torch {torch.__version__.split('+')[0]}"
 
 
+def data_label(spec: str) -> str:
+    """A data spec as the reports name it: ``cifar10:<root>`` → ``CIFAR-10 (torchvision, <root>)``, a path as given."""
+    if str(spec).startswith("cifar10:"):
+        return f"CIFAR-10 (torchvision, {str(spec).split(':', 1)[1]})"
+    return str(spec)
+
+
 def report(results: dict) -> str:
-    """The markdown of ``results.md``: settings, the table, the paper's full-scale numbers for context."""
+    """The markdown of ``results.md``: settings, the data it was given, the table, the paper's full-scale numbers
+    for context."""
     s = results["settings"]
     paper = ", ".join(f"{m} {v:.2f}" for m, v in results["paper_mce"].items())
+    classes = results.get("dev_classes")
     return "\n".join([
-        "# AdA mini-protocol: clean and CIFAR-10-C-style errors (%)", "",
+        "# AdA mini-protocol: clean and corruption errors (%)", "",
+        f"Data: trained on {data_label(s['data'])}, scored on {data_label(s['dev'])}"
+        f"{f' ({classes} classes)' if classes else ''}.", "",
         f"ResNet-20 per method, {results['train_images']} training images × {s['epochs']} epochs (batch "
         f"{s['batch_size']}, SGD lr {s['lr']}, weight decay {s['weight_decay']}), AdA: {s['backbone']} "
         f"({s['backbone_weights'] or 'untrained'} weights), ν = {s['nu']}, M = {s['ada_steps']} steps; scored on "
-        f"{results['dev_images']} dev images and their corruptions written by `adaaug make-c` (severities 1–5), "
-        f"seed {s['seed']}. "
+        f"{results['dev_images']} dev images and their corruptions written by `adaaug make-c` (CIFAR-10-C's 15 "
+        f"corruptions at its severities 1–5), seed {s['seed']}. "
         "mCE is the mean of the 15 corruption errors; mCE − clean is the error the corruptions add.", "",
         markdown_table(results["rows"]), "",
         f"Paper, full scale (pre-activation ResNet-50, 300 epochs, Table 1) CIFAR-10-C mCE: {paper}. "
-        "This run is orders of magnitude smaller; compare the rows with each other, not with the paper. "
-        "Data: CIFAR-10 (JPEG re-encoded; close to, not equal to, CIFAR-10).",
+        "This run is orders of magnitude smaller; compare the rows with each other, not with the paper.",
     ])
