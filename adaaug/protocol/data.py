@@ -33,6 +33,15 @@ class BadImageError(ValueError):
                          f"replace or delete it, or {SKIP_HINT}")
 
 
+class MixedSizesError(ValueError):
+    """Images of different sizes under one folder, which cannot be stacked; ``root`` and ``shapes`` (a few
+    ``H×W×3`` shapes found) let a command name its own way out."""
+
+    def __init__(self, root: str | os.PathLike, shapes: list[tuple[int, ...]], hint: str) -> None:
+        self.root, self.shapes = str(root), shapes
+        super().__init__(f"images under {root} have different sizes {shapes[:3]}...; {hint}")
+
+
 @dataclass
 class ImageSet:
     """Images as ``uint8`` ``N×3×H×W`` with ``int64`` labels ``N`` and class names.
@@ -114,8 +123,8 @@ def _decode_folder(root: Path, files: list[Path], labels: list[int], classes: li
         raise ValueError(f"no readable images under {root} ({len(skipped)} unreadable)")
     shapes = {a.shape for a in arrays}
     if len(shapes) != 1:
-        raise ValueError(f"images under {root} have different sizes {sorted(shapes)[:3]}...; resize them first, "
-                         f"or stream them (--data-path stream)")
+        raise MixedSizesError(root, sorted(shapes), "resize them to one size first, or, to train on them, "
+                              "stream them (adaaug train --data-path stream)")
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
     return ImageSet(images, torch.tensor(kept, dtype=torch.int64), classes, len(skipped)), skipped
 
