@@ -52,7 +52,8 @@ cp -r .device "$COPY/tree/.device"
 echo "   $(du -sh "$COPY/tree" | cut -f1) in all"
 
 cd "$COPY/tree"
-export PATH="$VENV/bin:$PATH" PIP_NO_INDEX=1 ADAAUG_CACHE="$COPY/cache" ADAAUG_DEVICE_SITE="$COPY/site"
+export PATH="$VENV/bin:$PATH" PIP_NO_INDEX=1 ADAAUG_CACHE="$COPY/cache" ADAAUG_DEVICE_SITE="$COPY/site" \
+  ADAAUG_WORK="$COPY/work"
 unset PYTHONPATH PYTHON VIRTUAL_ENV 2>/dev/null || true
 status=0
 

@@ -10,9 +10,10 @@ corruptions × 5 severities) that ``adaaug make-c --workers N`` builds from the 
 processes while the first row trains. One seed per row.
 
 Time: ``--budget-s`` bounds the whole command. Before training, a few steps of every row are timed
-(``calibration`` in the results) and, unless ``--no-fit``, the epochs of all rows are lowered alike
-until the rows and their evaluation fit; a row still running at its deadline stops there and is
-scored as it is (``stopped_at_step``). Results (``compare-<device>-<rows>.json`` and ``.md``) are
+(``calibration`` in the results; rows with AdA at M and at M = 1) and, unless ``--no-fit``, when
+the rows and their evaluation would not fit, the epochs of all rows are lowered alike down to
+``--min-epochs`` (full: 10), and below that M is lowered to 1 instead; the results say which (``plan``).
+A row still running at its deadline stops there and is scored as it is (``stopped_at_step``). Results (``compare-<device>-<rows>.json`` and ``.md``) are
 written after every row, so finished rows survive a later failure.
 
 Sizes: ``full`` (the whole training set and dev split, 16 epochs, batch 512, M = 2, for one GPU) and
@@ -44,9 +45,9 @@ ROWS = ("nominal", "ada", "augmix", "ada+augmix", "ada-share", "ada-share+augmix
 DEFAULT_ROWS = ROWS[:4]
 SIZES: dict[str, dict[str, Any]] = {
     "full": dict(train_limit=None, dev_limit=None, epochs=16, batch_size=512, width=64, ada_steps=2,
-                 chunk_size=256, workers=0, budget_s=500.0, calib_steps=3),
-    "tiny": dict(train_limit=64, dev_limit=40, epochs=1, batch_size=32, width=8, ada_steps=1, chunk_size=8,
-                 workers=2, budget_s=1800.0, calib_steps=1),
+                 chunk_size=256, workers=0, budget_s=500.0, calib_steps=3, min_epochs=10),
+    "tiny": dict(train_limit=32, dev_limit=40, epochs=1, batch_size=16, width=8, ada_steps=1, chunk_size=8,
+                 workers=2, budget_s=1800.0, calib_steps=1, min_epochs=1),
 }
 GOALS = "nominal clean accuracy ≥ 92 %; AdA mCE ≥ 25 % below nominal with clean error within 2 points; " \
         "AdA+AugMix mCE below AugMix's"
@@ -77,6 +78,7 @@ class CompareConfig:
     workers: int | None = None
     budget_s: float | None = None
     calib_steps: int | None = None
+    min_epochs: int | None = None
     fit: bool = True
     bf16: bool = True
     extra: dict = field(default_factory=dict)
@@ -96,7 +98,7 @@ class CompareConfig:
         bad = [r for r in cfg.rows if r not in ROWS]
         if bad or not cfg.rows or len(set(cfg.rows)) != len(cfg.rows):
             raise ValueError(f"--rows must be distinct names among {', '.join(ROWS)}, got {list(cfg.rows)}")
-        for key in ("epochs", "batch_size", "width", "chunk_size", "workers", "calib_steps"):
+        for key in ("epochs", "batch_size", "width", "chunk_size", "workers", "calib_steps", "min_epochs"):
             if getattr(cfg, key) < 1:
                 raise ValueError(f"--{key.replace('_', '-')} must be ≥ 1, got {getattr(cfg, key)}")
         if cfg.ada_steps < 0 or not cfg.nu > 0 or not 0 < cfg.ada_share <= 1:
@@ -165,7 +167,7 @@ class _Runner:
     def __init__(self, cfg: CompareConfig, images, labels, classes: int, device) -> None:
         self.cfg, self.images, self.labels, self.classes, self.device = cfg, images, labels, classes, device
 
-    def train(self, row: str, recipe, seed: int, **kwargs) -> tuple[Any, dict]:
+    def train(self, row: str, recipe, seed: int, ada_steps: int | None = None, **kwargs) -> tuple[Any, dict]:
         import torch
 
         from ..transform import AdversarialAugment
@@ -175,7 +177,8 @@ class _Runner:
         torch.manual_seed(seed)
         model = ResNet9(self.classes, self.cfg.width).to(self.device)
         g = torch.Generator().manual_seed(seed)
-        ada = (AdversarialAugment(model, backbone=self.cfg.backbone, nu=self.cfg.nu, steps=self.cfg.ada_steps,
+        steps = self.cfg.ada_steps if ada_steps is None else ada_steps
+        ada = (AdversarialAugment(model, backbone=self.cfg.backbone, nu=self.cfg.nu, steps=steps,
                                   chunk_size=self.cfg.chunk_size, generator=g).to(self.device)
                if "ada" in method.split("+") else None)
         stats = train_method(model, self.images, self.labels, method=method, recipe=recipe, generator=g, ada=ada,
@@ -183,28 +186,47 @@ class _Runner:
         return model, stats
 
 
-def calibrate(runner: _Runner, rows, recipe, steps: int) -> dict[str, float]:
-    """Seconds per optimiser step of every row: one warm-up step, then ``steps`` timed steps."""
-    out = {}
+def calibrate(runner: _Runner, rows, recipe, steps: int, ada_steps: tuple[int, ...]) -> dict[str, dict[int, float]]:
+    """Seconds per optimiser step: ``{row: {M: s}}`` for every M of ``ada_steps`` (rows with AdA) or
+    ``{row: {0: s}}``; each figure is one warm-up step, then ``steps`` timed steps."""
+    out: dict[str, dict[int, float]] = {}
     for row in rows:
-        runner.train(row, recipe, seed=12345, max_steps=1)
-        t = time.monotonic()
-        runner.train(row, recipe, seed=12345, max_steps=steps)
-        out[row] = (time.monotonic() - t) / steps
+        out[row] = {}
+        for m in (ada_steps if "ada" in row else (0,)):
+            runner.train(row, recipe, seed=12345, ada_steps=m, max_steps=1)
+            t = time.monotonic()
+            runner.train(row, recipe, seed=12345, ada_steps=m, max_steps=steps)
+            out[row][m] = (time.monotonic() - t) / steps
     return out
 
 
-def plan_epochs(cfg: CompareConfig, per_step: dict[str, float], steps_per_epoch: int, eval_s: float,
-                left_s: float) -> tuple[int, str]:
-    """Epochs for every row so that training plus evaluation fit in ``left_s`` seconds (at least 1)."""
-    per_epoch = steps_per_epoch * sum(per_step.values())
+def plan(cfg: CompareConfig, per_step: dict[str, dict[int, float]], steps_per_epoch: int, eval_s: float,
+         left_s: float, min_epochs: int) -> tuple[int, int, str]:
+    """``(epochs, M, why)`` for every row, so that training plus evaluation fit in ``left_s`` seconds.
+
+    In order: the settings as asked; fewer epochs, down to ``min_epochs``; M = 1 (when timed) with as
+    many epochs as fit, up to those asked; then the epochs that fit at M = 1, at least one.
+    """
     room = left_s - eval_s * len(per_step)
-    need = cfg.epochs * per_epoch
+
+    def per_epoch(m: int) -> float:
+        return steps_per_epoch * sum(t.get(m, t.get(0, 0.0)) for t in per_step.values())
+
+    def fitting(m: int) -> int:
+        return min(cfg.epochs, int(room // per_epoch(m))) if per_epoch(m) > 0 else cfg.epochs
+
+    m = cfg.ada_steps
+    need = cfg.epochs * per_epoch(m)
     if not cfg.fit or need <= room:
-        return cfg.epochs, f"{cfg.epochs} epochs: estimated {need:.0f} s of training for {room:.0f} s left"
-    epochs = max(1, int(room // per_epoch))
-    return epochs, (f"epochs lowered from {cfg.epochs} to {epochs} for every row: {cfg.epochs} would take "
-                    f"an estimated {need:.0f} s of training, {room:.0f} s are left")
+        return cfg.epochs, m, f"{cfg.epochs} epochs, M = {m}: estimated {need:.0f} s of training, {room:.0f} s left"
+    told = (f"{cfg.epochs} epochs at M = {m} would take an estimated {need:.0f} s of training, {room:.0f} s are "
+            f"left")
+    if m <= 1 or fitting(m) >= min_epochs or all(1 not in t for t in per_step.values()):
+        e = max(1, fitting(m))
+        return e, m, f"epochs lowered from {cfg.epochs} to {e} for every row: {told}"
+    e = max(1, fitting(1))
+    return e, 1, (f"M lowered from {m} to 1 and epochs {'kept at' if e == cfg.epochs else 'lowered to'} {e} for "
+                  f"every row: {told}, and {min_epochs} epochs (the fewest kept at M = {m}) would not fit")
 
 
 def score(model, clean, c_dir: Path, device, bf16: bool) -> dict[str, Any]:
@@ -242,6 +264,8 @@ def run(cfg: CompareConfig) -> dict[str, Any]:
     dev = load_images(dev_spec, train=False).subset(cfg.dev_limit, cfg.seed)
     c_dir, make_c_log = work / "cifar10-c", work / "make-c.log"
     proc = _start_make_c(cfg, dev_spec, c_dir, make_c_log)
+    threads = torch.get_num_threads()  # the make-c processes take cfg.workers cores: no more threads than are left
+    torch.set_num_threads(max(1, min(threads, (os.cpu_count() or 1) - cfg.workers)))
     train = load_images(data_spec, train=True).subset(cfg.train_limit, cfg.seed)
     if train.classes != dev.classes:
         raise ValueError(f"training classes {train.classes} differ from the dev classes {dev.classes}")
@@ -265,21 +289,24 @@ def run(cfg: CompareConfig) -> dict[str, Any]:
     try:
         log(f"{len(train)} training images, {len(dev)} dev images on {results['environment']['device_name']}; "
             f"make-c running in {cfg.workers} processes")
-        per_step = calibrate(runner, cfg.rows, recipe, cfg.calib_steps)
+        timed = (cfg.ada_steps, 1) if cfg.fit and cfg.ada_steps > 1 else (cfg.ada_steps,)
+        per_step = calibrate(runner, cfg.rows, recipe, cfg.calib_steps, timed)
         steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
-        eval_s = 1.0 + len(dev) * (1 + 5 * len(BENCHMARK)) * per_step[min(per_step, key=per_step.get)] \
-            / cfg.batch_size / 3  # a forward pass ≈ a third of a nominal training step per image
+        fastest = min(min(t.values()) for t in per_step.values())
+        eval_s = 1.0 + len(dev) * (1 + 5 * len(BENCHMARK)) * fastest / cfg.batch_size / 3  # forward ≈ ⅓ step
         budget = cfg.budget_s
-        epochs, why = plan_epochs(cfg, per_step, steps_per_epoch, eval_s, budget - (time.monotonic() - start))
+        epochs, cfg.ada_steps, why = plan(cfg, per_step, steps_per_epoch, eval_s,
+                                          budget - (time.monotonic() - start), cfg.min_epochs)
         recipe.epochs = epochs
-        results["recipe"] = asdict(recipe)
-        results["calibration"] = {"seconds_per_step": {r: round(s, 4) for r, s in per_step.items()},
+        results["recipe"], results["settings"]["ada_steps"] = asdict(recipe), cfg.ada_steps
+        results["calibration"] = {"seconds_per_step": {r: {f"M={m}" if m else "-": round(v, 4) for m, v in t.items()}
+                                                       for r, t in per_step.items()},
                                   "steps_per_epoch": steps_per_epoch, "eval_s_estimate": round(eval_s, 1),
                                   "plan": why}
         log(f"calibration (s/step): {results['calibration']['seconds_per_step']}; {why}")
         write()
         clean = ArraySource(dev.images, dev.labels.numpy(), dev.classes)
-        order = sorted(cfg.rows, key=lambda r: per_step[r])  # cheapest first: most rows finish
+        order = sorted(cfg.rows, key=lambda r: max(per_step[r].values()))  # cheapest first: most rows finish
         waited = None
         for i, row in enumerate(order):
             deadline = start + budget - eval_s * (len(order) - i)
@@ -298,6 +325,7 @@ def run(cfg: CompareConfig) -> dict[str, Any]:
         write()
         raise
     finally:
+        torch.set_num_threads(threads)
         if proc.poll() is None:
             proc.terminate()
     results["rows"] = {r: results["rows"][r] for r in cfg.rows if r in results["rows"]}
@@ -360,7 +388,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, help="make-c processes (default: cores − 1, at most 16)")
     p.add_argument("--budget-s", type=float, help="seconds for the whole command (default: the size's; full 500)")
     p.add_argument("--fit", action=argparse.BooleanOptionalAction, default=True,
-                   help="lower the epochs of every row alike when the calibrated plan would exceed the budget")
+                   help="when the timed plan would exceed the budget, lower the epochs of every row alike down to "
+                        "--min-epochs, then M to 1 (default: on)")
+    p.add_argument("--min-epochs", type=int, help="the fewest epochs --fit keeps before lowering M (full: 10)")
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True, help="bfloat16 autocast on CUDA")
 
 

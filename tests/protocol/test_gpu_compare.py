@@ -10,7 +10,7 @@ import torch
 
 from adaaug.protocol.corruptions import BENCHMARK
 from adaaug.protocol.fast_recipe import Recipe, ResNet9, cutout
-from adaaug.protocol.gpu_compare import CompareConfig, file_tag, plan_epochs, run
+from adaaug.protocol.gpu_compare import CompareConfig, file_tag, plan, run
 
 
 def test_tiny_run_writes_every_row(cifar_train_subset, cifar_dev_subset, tmp_path):
@@ -43,23 +43,27 @@ def test_tiny_run_writes_every_row(cifar_train_subset, cifar_dev_subset, tmp_pat
     tag = file_tag(cfg.rows, "cpu")
     saved = json.loads((tmp_path / "out" / f"{tag}.json").read_text())
     assert saved["rows"] == json.loads(json.dumps(rows)) and saved["meaningful"] is False
-    assert set(saved["calibration"]["seconds_per_step"]) == set(rows)
+    assert saved["calibration"]["seconds_per_step"]["ada"].keys() == {"M=1"}  # tiny: M = 1, nothing to lower
+    assert set(saved["calibration"]["seconds_per_step"]) == set(rows) and "1 epochs, M = 1" in saved["calibration"]["plan"]
     assert saved["train_images"] == 32 and saved["dev_images"] == 20 and saved["recipe"]["epochs"] == 1
     md = (tmp_path / "out" / f"{tag}.md").read_text()
     assert "Not meaningful" in md and md.count("\n| ") == 2 + 4  # header, rule, four rows
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([f"{tag}.json", f"{tag}.md"])
 
 
-def test_plan_lowers_epochs_alike_to_fit():
+def test_plan_lowers_epochs_then_m_to_fit():
     cfg = CompareConfig(data="", dev="", epochs=16, rows=("nominal", "ada")).resolved()
-    per_step = {"nominal": 0.01, "ada": 0.09}  # 0.1 s per step for both rows
-    # 98 steps per epoch → 9.8 s per epoch of both rows; 200 s left less 2 × 10 s of evaluation → 180 s → 18 epochs
-    assert plan_epochs(cfg, per_step, 98, 10.0, 200.0)[0] == 16
-    epochs, why = plan_epochs(cfg, per_step, 98, 10.0, 120.0)  # 100 s of room → 10 epochs
-    assert epochs == 10 and "lowered from 16 to 10" in why
-    assert plan_epochs(cfg, per_step, 98, 10.0, 5.0)[0] == 1  # never below one epoch
+    assert cfg.ada_steps == 2 and cfg.min_epochs == 10
+    per_step = {"nominal": {0: 0.01}, "ada": {2: 0.09, 1: 0.05}}  # 0.1 s per step of both rows at M = 2, 0.06 at 1
+    # 98 steps per epoch → 9.8 s per epoch at M = 2; evaluation 2 × 10 s comes off the time left
+    assert plan(cfg, per_step, 98, 10.0, 200.0, 10)[:2] == (16, 2)  # 180 s of room: 156.8 s needed
+    epochs, m, why = plan(cfg, per_step, 98, 10.0, 120.0, 10)  # 100 s of room → 10 epochs at M = 2
+    assert (epochs, m) == (10, 2) and "lowered from 16 to 10" in why
+    epochs, m, why = plan(cfg, per_step, 98, 10.0, 80.0, 10)  # 60 s: 6 epochs at M = 2 < 10; at M = 1 (5.88 s) 10
+    assert (epochs, m) == (10, 1) and "M lowered from 2 to 1" in why
+    assert plan(cfg, per_step, 98, 10.0, 25.0, 10)[:2] == (1, 1)  # never below one epoch
     cfg.fit = False
-    assert plan_epochs(cfg, per_step, 98, 10.0, 120.0)[0] == 16
+    assert plan(cfg, per_step, 98, 10.0, 120.0, 10)[:2] == (16, 2)
 
 
 def test_bad_settings_say_what_to_pass():
@@ -70,7 +74,7 @@ def test_bad_settings_say_what_to_pass():
     with pytest.raises(ValueError, match="--size"):
         CompareConfig(data="", dev="", size="huge").resolved()
     cfg = CompareConfig(data="", dev="", size="tiny", dev_limit=0).resolved()
-    assert cfg.dev_limit is None and cfg.train_limit == 64  # 'all' on the command line, the size's default
+    assert cfg.dev_limit is None and cfg.train_limit == 32  # 'all' on the command line, the size's default
     assert file_tag(("nominal", "ada+augmix"), "cuda") == "compare-cuda-nominal_ada-augmix"
 
 
