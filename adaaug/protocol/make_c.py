@@ -17,8 +17,8 @@ image's shorter side is resized to N and its centre N×N (or ``crop``×``crop``)
 Seeded: every (corruption, severity, chunk of images) draws from its own
 ``numpy.random.default_rng([seed, corruption index, severity, chunk index])``, so a given seed
 gives identical files, whatever the number of worker processes, and one corruption's file does not
-depend on which others were requested. A chunk holds ``CHUNK`` images up to 32×32 pixels and
-proportionally fewer for larger images (:func:`chunk_size`), to bound the memory per task.
+depend on which others were requested. A chunk holds ``CHUNK`` images up to 64×64 pixels and
+proportionally fewer for larger images (:func:`chunk_size`: 40 at 224×224), to bound the memory per task.
 """
 from __future__ import annotations
 
@@ -33,14 +33,14 @@ import numpy as np
 
 from .corruptions import ALL, corrupt
 
-CHUNK = 500  # images per seeded chunk at 32×32; fixed so that outputs do not depend on memory settings
+CHUNK = 500  # images per seeded chunk up to 64×64; fixed so that outputs do not depend on memory settings
 AUTO_CIFAR_MAX = 32  # size="auto": CIFAR-10-C severities when both sides are at most this, ImageNet-C above
 _LABEL = {"cifar": "CIFAR-10-C", "imagenet": "ImageNet-C"}
 
 
 def chunk_size(height: int, width: int) -> int:
-    """Images per seeded chunk: :data:`CHUNK` up to 32×32 pixels, proportionally fewer above (at least 1)."""
-    return max(1, min(CHUNK, CHUNK * 32 * 32 // (height * width)))
+    """Images per seeded chunk: :data:`CHUNK` up to 64×64 pixels, proportionally fewer above (at least 1)."""
+    return max(1, min(CHUNK, CHUNK * 64 * 64 // (height * width)))
 
 
 def _chunk_task(images_file: str, out: str, name: str, severity: int, chunk: int, size: int, params: str,

@@ -208,3 +208,21 @@ def test_workers_give_byte_identical_files(tmp_path, monkeypatch):
         [f"{n}.npy" for n in names] + ["labels.npy", "make_c.json"])  # no temporary files left
     with pytest.raises(ValueError, match="workers"):
         M.make_c(str(src), tmp_path / "bad", corruptions=names, workers=0)
+
+
+def test_chunk_size_bounds_pixels_per_task(tmp_path, monkeypatch):
+    """Chunks hold CHUNK images up to 64×64 and proportionally fewer above; with ImageNet-C severities on
+    larger images, two processes still write exactly what one writes."""
+    from adaaug.protocol import make_c as M
+
+    assert M.chunk_size(32, 32) == M.chunk_size(64, 64) == 500
+    assert M.chunk_size(224, 224) == 40 and M.chunk_size(5000, 5000) == 1
+    monkeypatch.setattr(M, "CHUNK", 2)  # 96×96: 2·64·64 // 96² = 0 → 1 image per chunk, 4 chunks
+    assert M.chunk_size(96, 96) == 1
+    src = _write_folder(tmp_path / "src", per_class=2, size=96)
+    names = ["frost", "elastic_transform"]
+    one = M.make_c(str(src), tmp_path / "one", corruptions=names, workers=1, verbose=False)
+    M.make_c(str(src), tmp_path / "two", corruptions=names, workers=2, verbose=False)
+    assert one["params"] == "imagenet"
+    for name in names:
+        assert (tmp_path / "one" / f"{name}.npy").read_bytes() == (tmp_path / "two" / f"{name}.npy").read_bytes()
