@@ -66,9 +66,14 @@ def _chunk_task(images_file: str, out: str, name: str, severity: int, chunk: int
     return time.perf_counter() - start
 
 
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def _single_threaded() -> None:
-    """Pool initialiser: one thread per library in each worker (the processes share the cores)."""
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    """Pool initialiser: one thread per library in each worker (the processes share the cores). The BLAS
+    variables must also be set before a worker starts (:func:`_write_all` does): BLAS reads them when
+    numpy is first imported, which unpickling this initialiser already does."""
+    for var in _THREAD_VARS:
         os.environ[var] = "1"
     try:
         import cv2
@@ -100,13 +105,22 @@ def _write_all(images: np.ndarray, out: Path, names: list[str], params: str, see
             from concurrent.futures import ProcessPoolExecutor
 
             ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=ctx,
-                                     initializer=_single_threaded) as pool:
-                futures = [pool.submit(_chunk_task, *task) for task in tasks]
-                for future in futures:
-                    future.add_done_callback(lambda _: tick(1))
-                for task, future in zip(tasks, futures):
-                    seconds[task[2]] += future.result()
+            saved = {var: os.environ.get(var) for var in _THREAD_VARS}
+            os.environ.update(dict.fromkeys(_THREAD_VARS, "1"))  # inherited by the workers spawned below
+            try:
+                with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=ctx,
+                                         initializer=_single_threaded) as pool:
+                    futures = [pool.submit(_chunk_task, *task) for task in tasks]
+                    for future in futures:
+                        future.add_done_callback(lambda _: tick(1))
+                    for task, future in zip(tasks, futures):
+                        seconds[task[2]] += future.result()
+            finally:
+                for var, value in saved.items():  # this process's settings as they were
+                    if value is None:
+                        os.environ.pop(var, None)
+                    else:
+                        os.environ[var] = value
         else:
             for task in tasks:
                 seconds[task[2]] += _chunk_task(*task)

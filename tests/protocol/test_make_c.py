@@ -226,3 +226,28 @@ def test_chunk_size_bounds_pixels_per_task(tmp_path, monkeypatch):
     assert one["params"] == "imagenet"
     for name in names:
         assert (tmp_path / "one" / f"{name}.npy").read_bytes() == (tmp_path / "two" / f"{name}.npy").read_bytes()
+
+
+def test_workers_start_single_threaded_and_settings_restored(tmp_path, monkeypatch):
+    """BLAS reads its thread count when numpy loads, before the pool initialiser runs: the workers must be
+    spawned with the variables already set; this process's environment is left as it was."""
+    import os
+
+    from adaaug.protocol import make_c as M
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    seen = {}
+    import concurrent.futures
+
+    class Spy(concurrent.futures.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            seen.update({v: os.environ.get(v) for v in M._THREAD_VARS})
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Spy)
+    src = _write_folder(tmp_path / "src", per_class=2)
+    monkeypatch.setattr(M, "CHUNK", 2)
+    M.make_c(str(src), tmp_path / "o", corruptions=["contrast"], workers=2, verbose=False)
+    assert seen == dict.fromkeys(M._THREAD_VARS, "1")
+    assert os.environ["OMP_NUM_THREADS"] == "7" and "OPENBLAS_NUM_THREADS" not in os.environ
