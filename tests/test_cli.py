@@ -129,8 +129,7 @@ def test_progress_bar_on_stderr_and_off_with_no_progress(capsys, tmp_path, monke
 
 
 def test_missing_optional_package_is_one_line_with_the_install_hint(capsys, tmp_path, monkeypatch):
-    monkeypatch.setitem(__import__("sys").modules, "imagecorruptions", None)  # as if not installed
-    monkeypatch.setitem(__import__("sys").modules, "imagecorruptions.corruptions", None)
+    monkeypatch.setitem(__import__("sys").modules, "scipy.ndimage", None)  # as if the protocol extra were missing
     src = _tiny_folder(tmp_path / "src")
     _one_line_error(capsys, ["make-c", str(src), str(tmp_path / "c"), "--size", "imagenet", "--corruptions",
                              "contrast", "--no-progress"], "pip install imagecorruptions")
