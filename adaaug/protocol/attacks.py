@@ -1,30 +1,38 @@
-"""ℓp robust accuracy (AdA paper Section 5, App. E.2) with torchattacks.
+"""ℓp robust accuracy (AdA paper Section 5, App. E.2).
 
-- CIFAR-10: AutoAttack, standard version (APGD-CE, APGD-T, FAB-T, Square; Croce & Hein 2020).
-  The paper adds MultiTargeted (Gowal et al. 2019), which torchattacks does not provide, so the
-  numbers here are upper bounds on the paper's protocol.
-- ImageNet: PGD, 100 steps, 10 random restarts; an example counts as robust only if no restart
-  fools the model. Step size 2.5·ε/steps (Madry et al. 2018).
+- CIFAR-10: AutoAttack, standard version (APGD-CE, APGD-T, FAB-T, Square; Croce & Hein 2020), run
+  with its authors' reference implementation (the ``pyautoattack`` package, installed by the
+  ``protocol`` extra). The paper adds MultiTargeted (Gowal et al. 2019), which is not part of
+  AutoAttack, so the numbers here are upper bounds on the paper's protocol.
+- ImageNet: PGD, 100 steps, 10 random restarts (:func:`pgd_fooled`, written here; no extra needed).
+  An example counts as robust only if no restart fools the model. Step size 2.5·ε/steps
+  (Madry et al. 2018).
 
 ε: ℓ∞ 1/255 and 2/255, ℓ2 0.5 and 1.0 (``adaaug.paper``), on [0, 1] images; the model normalises
 internally (:func:`adaaug.models.normalized`).
 
-torchattacks puts the model in eval mode and, afterwards, calls ``model.train()`` if it was training,
-which switches every submodule to train mode (frozen BatchNorm layers included). The attacks here
-run inside :func:`preserved_state`, which restores every module's own mode and every parameter's
-``requires_grad`` flag, and leaves the global torch RNG as it was.
+The attacks run inside :func:`preserved_state`: the model is in eval mode and its parameters do not
+require gradients (the attacks differentiate with respect to the images only, so no ``.grad`` is
+written); afterwards every module's own mode and every parameter's ``requires_grad`` flag are restored.
+The global torch RNG is left as it was.
 """
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .. import paper
-from ..classifier_checks import eval_logits
+from ..classifier_checks import describe_gradient_break, eval_logits
 from ..validation import in_unit_range
+
+NORMS = ("Linf", "L2")
+AUTOATTACK_VERSIONS = ("standard", "plus", "rand")
+AUTOATTACK_TARGETS = 9  # the standard version's number of target classes for APGD-T and FAB-T
 
 
 @contextlib.contextmanager
@@ -50,6 +58,89 @@ def _predict(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor
                           for i in range(0, len(x), batch_size)])
 
 
+def _predict_logits_size(model: nn.Module, x: torch.Tensor) -> int:
+    with torch.no_grad():
+        return eval_logits(model(x), len(x), model).shape[1]
+
+
+def pgd_fooled(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str, eps: float, steps: int,
+               generator: torch.Generator) -> torch.Tensor:
+    """One PGD run from a random start: which examples some iterate misclassifies.
+
+    Maximises the cross-entropy with ``steps`` steps of size 2.5·``eps``/``steps``: ℓ∞ signed-gradient
+    steps from a start uniform in the ε-cube; ℓ2 normalised-gradient steps from a random direction at
+    a radius uniform in [0, ε]. Every iterate is projected onto the ε-ball around ``x`` and clamped to
+    [0, 1]; an example counts as fooled when any iterate (the start included) is misclassified.
+
+    Args:
+        model: classifier on [0, 1] images returning logits ``B × classes``; called as it is (the
+            caller sets eval mode and freezes the parameters, see :func:`preserved_state`).
+        x: float ``B×C×H×W`` in [0, 1] (not modified). y: int64 ``B`` labels.
+        norm: ``"Linf"`` or ``"L2"``. eps: radius > 0 in [0, 1] pixel units. steps: ≥ 1.
+        generator: draws the random start; on ``x``'s device.
+
+    Returns: bool ``B`` on ``x``'s device. Raises ``RuntimeError`` naming where the model stops the
+    gradient with respect to its input.
+    """
+    n = len(x)
+    alpha = 2.5 * eps / steps
+    view = (n,) + (1,) * (x.dim() - 1)
+    if norm == "Linf":
+        delta = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype).mul_(2 * eps).sub_(eps)
+    else:
+        delta = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        radius = torch.rand(n, generator=generator, device=x.device, dtype=x.dtype).mul_(eps)
+        delta.mul_((radius / delta.flatten(1).norm(dim=1).clamp_min(1e-12)).view(view))
+    adv = (x + delta).clamp_(0, 1)
+    fooled = torch.zeros(n, dtype=torch.bool, device=x.device)
+    for _ in range(steps):
+        adv.requires_grad_(True)
+        with torch.enable_grad():
+            logits = eval_logits(model(adv), n, model)
+            if not logits.requires_grad:
+                where = describe_gradient_break(model, adv.detach()) or "its output does not depend on the images"
+                raise RuntimeError(f"PGD needs the gradient of the classifier's loss with respect to its input "
+                                   f"images, but classifier {type(model).__name__} does not pass it: {where}")
+            (grad,) = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), adv)
+        with torch.no_grad():
+            fooled |= logits.argmax(1) != y
+            if norm == "Linf":
+                adv = torch.min(torch.max(adv.detach() + alpha * grad.sign(), x - eps), x + eps)
+            else:
+                step = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(view)
+                delta = adv.detach() + alpha * step - x
+                delta.mul_((eps / delta.flatten(1).norm(dim=1).clamp_min(1e-12)).clamp(max=1.0).view(view))
+                adv = x + delta
+            adv = adv.clamp_(0, 1)
+    with torch.no_grad():
+        fooled |= eval_logits(model(adv), n, model).argmax(1) != y
+    return fooled
+
+
+def _autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str, eps: float, version: str,
+                n_classes: int, seed: int, batch_size: int, device: torch.device) -> torch.Tensor:
+    """The reference AutoAttack's adversarial examples for ``x`` (all correctly classified)."""
+    try:
+        from pyautoattack import AutoAttack
+    except ImportError as err:
+        raise ImportError("method='autoattack' needs the reference AutoAttack (the pyautoattack package): "
+                          "pip install 'adaaug[protocol]' (or pip install pyautoattack), or use method='pgd'") from err
+
+    def logits(images: torch.Tensor) -> torch.Tensor:
+        return eval_logits(model(images), len(images), model)
+
+    attack = AutoAttack(logits, norm=norm, eps=eps, version=version, seed=seed, device=device)
+    attack.verbose = False
+    attack.apgd_targeted.n_target_classes = min(AUTOATTACK_TARGETS, n_classes - 1)
+    attack.fab.n_target_classes = min(AUTOATTACK_TARGETS, n_classes - 1)
+    tracer = sys.gettrace()  # its check for dynamic defences sets a tracer and then clears any (a debugger's)
+    try:
+        adv, _ = attack.run_standard_evaluation(x, y, batch_size=batch_size)
+    finally:
+        sys.settrace(tracer)
+    return adv
+
+
 def robust_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, norm: str, eps: float,
                     method: str = "autoattack", n_classes: int | None = None, steps: int = paper.IMAGENET_PGD_STEPS,
                     restarts: int = paper.IMAGENET_PGD_RESTARTS, version: str = "standard", batch_size: int = 256,
@@ -57,20 +148,27 @@ def robust_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
     """Accuracy (%) under an ℓp attack of radius ``eps``.
 
     Args:
-        model: classifier on [0, 1] images ``B×3×H×W``; left in the mode it came in.
+        model: classifier on [0, 1] images ``B×3×H×W`` returning logits ``B × classes``; its parameters,
+            buffers, ``.grad`` and each module's train/eval mode are as they were afterwards.
         images: float ``N×3×H×W`` in [0, 1] (uint8 is divided by 255). labels: int64 ``N``.
-        norm: ``"Linf"`` or ``"L2"``. eps: the radius, in [0, 1] pixel units.
-        method: ``"autoattack"`` (torchattacks.AutoAttack, ``version``) or ``"pgd"`` (``steps``
-            steps, ``restarts`` random restarts).
-        n_classes: number of classes for AutoAttack's targeted attacks (default: the model's output size).
-        seed: seeds the attacks' random starts (global RNG state restored afterwards).
-    """
-    import torchattacks
+        norm: ``"Linf"`` or ``"L2"``. eps: the radius, > 0, in [0, 1] pixel units.
+        method: ``"autoattack"`` (the reference AutoAttack, ``version`` ``"standard"`` (default),
+            ``"plus"`` or ``"rand"``; needs the ``protocol`` extra) or ``"pgd"`` (``steps`` steps,
+            ``restarts`` random restarts, :func:`pgd_fooled`).
+        n_classes: classes the model tells apart (default: its output size; AutoAttack needs ≥ 4, ≥ 3 for ``"rand"``): APGD-T
+            and FAB-T target the min(9, ``n_classes`` − 1) most likely wrong classes.
+        batch_size: images per attack batch (default 256). device: where to attack (default: the model's).
+        seed: seeds the attacks' random starts (default 0; the global RNG state is restored afterwards).
 
-    if norm not in ("Linf", "L2"):
+    Raises ``ValueError`` for an unknown norm, method or version, a radius ≤ 0, images that are not
+    ``N×3×H×W`` in [0, 1] or do not match the labels, and too few classes for AutoAttack.
+    """
+    if norm not in NORMS:
         raise ValueError(f"norm must be 'Linf' or 'L2', got {norm!r}")
     if method not in ("autoattack", "pgd"):
         raise ValueError(f"method must be 'autoattack' or 'pgd', got {method!r}")
+    if method == "autoattack" and version not in AUTOATTACK_VERSIONS:
+        raise ValueError(f"version must be one of {AUTOATTACK_VERSIONS}, got {version!r}")
     if not eps > 0:
         raise ValueError(f"eps must be positive, got {eps}")
     if images.ndim != 4 or images.shape[1] != 3 or len(images) != len(labels):
@@ -78,37 +176,40 @@ def robust_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
                          f"{tuple(labels.shape)}")
     if len(images) == 0:
         raise ValueError("no images to attack")
-    if steps < 1 or restarts < 1:
-        raise ValueError(f"steps and restarts must be ≥ 1, got {steps}, {restarts}")
+    if steps < 1 or restarts < 1 or batch_size < 1:
+        raise ValueError(f"steps, restarts and batch_size must be ≥ 1, got {steps}, {restarts}, {batch_size}")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     x = (images.float() / 255 if images.dtype == torch.uint8 else images.float()).to(device)
     y = labels.long().to(device)
     x = in_unit_range(x, name="images")  # rounding error outside [0, 1] is clamped, anything else refused
-    with preserved_state(model), torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    if not cuda and torch.cuda.is_available() and torch.cuda.is_initialized():
+        cuda = [torch.cuda.current_device()]  # AutoAttack seeds the CUDA generator too, even for a CPU model
+    with preserved_state(model), torch.random.fork_rng(devices=cuda):
         robust = _predict(model, x, batch_size) == y
         if method == "autoattack":
-            classes = n_classes or int(_predict_logits_size(model, x[:1]))
-            attack = torchattacks.AutoAttack(model, norm=norm, eps=eps, version=version, n_classes=classes, seed=seed)
-            attacks = [attack]
-        else:
-            cls = torchattacks.PGD if norm == "Linf" else torchattacks.PGDL2
-            attacks = [cls(model, eps=eps, alpha=2.5 * eps / steps, steps=steps, random_start=True)] * restarts
-        for attack in attacks:
-            for lo in range(0, len(x), batch_size):
-                idx = torch.arange(lo, min(lo + batch_size, len(x)), device=device)
-                idx = idx[robust[idx]]
-                if len(idx) == 0:
-                    continue
-                adv = attack(x[idx], y[idx])
-                model.eval()  # torchattacks may have switched modes; keep evaluating in eval mode
+            outputs = _predict_logits_size(model, x[:1])
+            classes = outputs if n_classes is None else n_classes
+            least = 3 if version == "rand" else 4  # the DLR loss compares 3 logits, its targeted form 4
+            if not least <= classes <= outputs:
+                raise ValueError(f"AutoAttack ({version}) needs {least} to {outputs} classes (the model's outputs; its "
+                                 f"DLR loss compares {least} of them), got n_classes={classes}: pass n_classes within "
+                                 f"that range, or use method='pgd'")
+            idx = robust.nonzero().flatten()
+            if len(idx):
+                adv = _autoattack(model, x[idx], y[idx], norm=norm, eps=eps, version=version, n_classes=classes,
+                                  seed=seed, batch_size=batch_size, device=device)
                 robust[idx] &= _predict(model, adv, batch_size) == y[idx]
+        else:
+            generator = torch.Generator(device=device).manual_seed(seed)
+            for _ in range(restarts):
+                for lo in range(0, len(x), batch_size):
+                    idx = torch.arange(lo, min(lo + batch_size, len(x)), device=device)
+                    idx = idx[robust[idx]]
+                    if len(idx):
+                        robust[idx] &= ~pgd_fooled(model, x[idx], y[idx], norm=norm, eps=eps, steps=steps,
+                                                   generator=generator)
     return 100.0 * robust.float().mean().item()
-
-
-def _predict_logits_size(model: nn.Module, x: torch.Tensor) -> int:
-    with torch.no_grad():
-        return eval_logits(model(x), len(x), model).shape[1]
 
 
 def evaluate_attacks(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, method: str = "autoattack",
@@ -116,8 +217,8 @@ def evaluate_attacks(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
                      **kwargs) -> dict:
     """Robust accuracy (%) for every ε of the protocol.
 
-    Returns ``{"method", "n", "clean_accuracy", "Linf": {"0.00392157": acc, ...}, "L2": {"0.5": acc, ...}}``;
-    ``kwargs`` go to :func:`robust_accuracy`.
+    Returns ``{"method", "n", "clean_accuracy", "Linf": {"0.00392157": acc, ...}, "L2": {"0.5": acc, ...}}``
+    (plus ``"steps"`` and ``"restarts"`` for PGD); ``kwargs`` go to :func:`robust_accuracy`.
     """
     device = kwargs.get("device") or next(model.parameters()).device
     x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
