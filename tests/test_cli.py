@@ -132,7 +132,7 @@ def test_missing_optional_package_is_one_line_with_the_install_hint(capsys, tmp_
     monkeypatch.setitem(__import__("sys").modules, "scipy.ndimage", None)  # as if the protocol extra were missing
     src = _tiny_folder(tmp_path / "src")
     _one_line_error(capsys, ["make-c", str(src), str(tmp_path / "c"), "--size", "imagenet", "--corruptions",
-                             "contrast", "--no-progress"], "pip install imagecorruptions")
+                             "gaussian_blur", "--no-progress"], 'pip install "adaaug[protocol]"')
 
 
 def test_eval_progress_bar_over_corruption_sets(capsys, tmp_path):
