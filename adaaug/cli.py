@@ -90,20 +90,44 @@ def _train_backbone_main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .backbones import available_backbones
+    from .protocol.devices import removed_on_failure
     from .protocol.train_backbone import export_trained, train_backbone
 
     if args.name not in available_backbones():
         raise UsageError(f"unknown backbone {args.name!r}; known: {', '.join(available_backbones())}")
+    _check_backbone_sizes(args.name, args.data)
     out = Path(args.out) / args.name
-    result = train_backbone(args.name, args.data, out, dev=args.dev, epochs=args.epochs,
-                            batch_size=args.batch_size, lr=args.lr, subset=args.subset, seed=args.seed,
-                            resume=args.resume, threads=args.threads, progress=args.progress,
-                            init=args.init)
+    # a run that fails before its first checkpoint leaves no folder behind (one with a checkpoint resumes)
+    with removed_on_failure(Path(args.out), out, keep_if=lambda: (out / "checkpoint.pt").exists()):
+        result = train_backbone(args.name, args.data, out, dev=args.dev, epochs=args.epochs,
+                                batch_size=args.batch_size, lr=args.lr, subset=args.subset, seed=args.seed,
+                                resume=args.resume, threads=args.threads, progress=args.progress,
+                                init=args.init)
     print(json.dumps(result, indent=2))
     if args.export:
         command = "adaaug " + " ".join(sys.argv[1:])
         print(export_trained(args.name, out, args.export, args.tag, result, command))
     return 0
+
+
+def _check_backbone_sizes(name: str, data: str) -> None:
+    """Before anything is read in full or written: the image sides (from a sample of headers; CIFAR-10 is
+    32×32) must be multiples of the backbone's ``multiple_of``."""
+    from pathlib import Path
+
+    from .backbones import backbone_spec
+
+    multiple = backbone_spec(name).multiple_of
+    if data.startswith("cifar10:") or multiple == 1 or not Path(data).is_dir():
+        return  # CIFAR-10's 32×32 suits every backbone; a missing directory is reported by the loader
+    from .protocol.data import list_image_folder
+    from .protocol.data_sources import sampled_sizes
+
+    for h, w in sorted(set(sampled_sizes(list_image_folder(data)[0]))):
+        if h % multiple or w % multiple:
+            m = multiple
+            raise UsageError(f"{name} needs image sides divisible by {m}, but images of --data {data} are {h}×{w}: "
+                             f"crop them to {h // m * m}×{w // m * m} or pad them to {-(-h // m) * m}×{-(-w // m) * m}")
 
 
 def _lookup(name: str) -> tuple[Callable, Callable]:

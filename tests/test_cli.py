@@ -122,7 +122,8 @@ def test_progress_bar_on_stderr_and_off_with_no_progress(capsys, tmp_path, monke
     err = capsys.readouterr().err
     assert "make-c cifar" in err and "/5 " in err  # a tqdm bar over 5 severities
     assert cli.main(["make-c", str(src), str(tmp_path / "b"), "--corruptions", "contrast", "--no-progress"]) == 0
-    assert capsys.readouterr().err == ""
+    err = capsys.readouterr().err
+    assert "/5 " not in err and "it/s" not in err and "s/it" not in err  # no bar (a one-line note may remain)
     import os
 
     assert "ADAAUG_PROGRESS" not in os.environ  # the command's setting does not leak

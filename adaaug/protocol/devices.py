@@ -15,7 +15,7 @@ import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 #: The forms ``--device`` accepts, for messages.
 DEVICE_HELP = "auto, cpu, cuda or cuda:N"
@@ -63,16 +63,20 @@ def resolve_checked(device: str | None, *, flag: str = "--device"):
 
 
 @contextmanager
-def removed_on_failure(*paths: str | os.PathLike) -> Iterator[None]:
+def removed_on_failure(*paths: str | os.PathLike, keep_if: Callable[[], bool] | None = None) -> Iterator[None]:
     """Remove those of ``paths`` that did not exist on entry when the body raises (any exception, Ctrl-C too).
 
     Paths that existed before are left alone (a user's folder, an earlier run's files), so a
     failed command leaves the file system as it found it apart from files it overwrote.
+    ``keep_if``: called after a failure; when it returns true nothing is removed (for example once a
+    checkpoint that ``--resume`` continues from has been written).
     """
     fresh = [Path(p) for p in paths if not os.path.lexists(p)]
     try:
         yield
     except BaseException:
+        if keep_if is not None and keep_if():
+            raise
         for p in fresh:
             if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p, ignore_errors=True)

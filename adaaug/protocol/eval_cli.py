@@ -109,15 +109,15 @@ def default_label(checkpoint: str | None, weights: str | None) -> str:
 
 def declared_outputs(args: argparse.Namespace) -> int | None:
     """The model's outputs as known before loading it: ``--num-classes``; the ``num_classes`` an ``adaaug train``
-    checkpoint records (else 10, what the loader builds); 10 for the packaged ``cifar10`` classifiers; None
-    when it cannot be told without loading the model."""
+    safetensors checkpoint records (else 10, what the loader builds); 10 for the packaged ``cifar10``
+    classifiers; None when it cannot be told without loading the model (a torch checkpoint)."""
     if args.num_classes is not None:
         return int(args.num_classes)
     if args.weights is not None:
         return 10 if (args.weights.partition(":")[2] or "cifar10") == "cifar10" else None
     path = Path(args.checkpoint)
     if path.suffix != ".safetensors":
-        return 10  # a torch checkpoint records no class count: the loader builds 10 outputs
+        return None  # a torch checkpoint records no class count (the report warns once the model is known)
     try:
         from safetensors import safe_open
 

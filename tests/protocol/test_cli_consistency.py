@@ -150,6 +150,7 @@ def test_declared_outputs_before_loading(tmp_path):
     assert declared_outputs(ns(checkpoint=str(_checkpoint(tmp_path / "a" / "final.safetensors", 1000)))) == 1000
     assert declared_outputs(ns(checkpoint=str(_checkpoint(tmp_path / "b" / "final.safetensors", 7)))) == 7
     assert declared_outputs(ns(checkpoint="x.pt", num_classes=1000)) == 1000
+    assert declared_outputs(ns(checkpoint="x.pt")) is None  # known only once loaded: the report warns then
     assert declared_outputs(ns(weights="resnet20")) == 10
 
 

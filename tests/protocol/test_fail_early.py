@@ -197,3 +197,31 @@ def test_deepaugment_data_checks_the_cae_size_before_writing(tmp_path, capsys):
     _one_line(capsys, ["deepaugment-data", str(src), str(tmp_path / "dst"), "--backbone", "cae", "--weights",
                        "none"], "--backbone cae needs image sides divisible by 4", "18×18")
     assert not (tmp_path / "dst").exists()
+
+
+def test_train_backbone_checks_sizes_before_writing(tmp_path, capsys):
+    data = _folder(tmp_path / "odd", [(50, 70)])
+    _one_line(capsys, ["train-backbone", "cae", "--data", str(data), "--out", str(tmp_path / "runs"), "--epochs", "1"],
+              "cae needs image sides divisible by 4", "crop them to 48×68 or pad them to 52×72")
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("checkpointed", [False, True])
+def test_interrupted_train_backbone_keeps_only_a_resumable_run(tmp_path, monkeypatch, checkpointed):
+    """Interrupted before its first checkpoint, train-backbone removes the folders it made; once a checkpoint
+    exists the run is kept for --resume."""
+    import adaaug.protocol.train_backbone as tb
+
+    def interrupted(name, data, out, **kwargs):
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.jsonl").write_text("")
+        if checkpointed:
+            (out / "checkpoint.pt").write_bytes(b"epoch 1")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tb, "train_backbone", interrupted)
+    data = _folder(tmp_path / "data", [(32, 32)])
+    with pytest.raises(KeyboardInterrupt):
+        cli(["train-backbone", "unet", "--data", str(data), "--out", str(tmp_path / "runs"), "--no-progress"])
+    assert (tmp_path / "runs" / "unet" / "checkpoint.pt").exists() == checkpointed
+    assert (tmp_path / "runs").exists() == checkpointed
