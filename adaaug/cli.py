@@ -185,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(args, "progress"):
         os.environ["ADAAUG_PROGRESS"] = "1" if args.progress else "0"
     try:
+        if isinstance(getattr(args, "device", None), str):  # every command's --device, before any work
+            from .protocol.devices import check_device
+
+            check_device(args.device)
         return int(run(args) or 0)
     except (UsageError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
             ModuleNotFoundError) as err:

@@ -86,6 +86,8 @@ def check_paths(args: argparse.Namespace) -> None:
     from .devices import check_device
 
     check_device("auto" if args.device is None else args.device)
+    if args.device == "auto":
+        args.device = None  # adaaug eval's default: CUDA when available, else the CPU
     outputs = declared_outputs(args)
     if args.imagenet_c and outputs is not None and outputs != IMAGENET_CLASSES:
         raise UsageError(f"--imagenet-c normalises each corruption's error by AlexNet's on ImageNet's "

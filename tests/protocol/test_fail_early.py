@@ -135,17 +135,28 @@ def _device_argv(command: str, tmp_path: Path) -> tuple[list[str], list[Path]]:
             "bench": ["bench", "--out", str(out), "--backbones", "unet"],
             "bench --suite": ["bench", "--suite", "--out", str(out)],
             "deepaugment-data": ["deepaugment-data", str(data), str(out), "--weights", "none"],
-            "mini-protocol": ["mini-protocol", "--data", str(data), "--dev", str(data), "--out", str(out)]}[command]
-    return argv, [out]
+            "mini-protocol": ["mini-protocol", "--data", str(data), "--dev", str(data), "--out", str(out)],
+            "gpu-compare": ["gpu-compare", "--data", str(data), "--dev", str(data), "--out", str(out), "--work",
+                            str(tmp_path / "work")]}[command]
+    return argv, [out, tmp_path / "work"]
 
 
-@pytest.mark.parametrize("command", ["train", "eval", "bench", "bench --suite", "deepaugment-data", "mini-protocol"])
+@pytest.mark.parametrize("command", ["train", "eval", "bench", "bench --suite", "deepaugment-data", "mini-protocol",
+                                     "gpu-compare"])
 def test_cuda_without_cuda_is_one_line_and_writes_nothing(tmp_path, capsys, no_cuda, command):
     argv, outputs = _device_argv(command, tmp_path)
     _one_line(capsys, argv + ["--device", "cuda"],
               "--device cuda asked for CUDA, which is not available here; use --device cpu")
     _one_line(capsys, argv + ["--device", "tpu"], "unknown --device 'tpu'; use auto, cpu, cuda or cuda:N")
     assert not any(p.exists() for p in outputs)
+
+
+def test_every_device_option_is_checked_by_the_one_function():
+    """Every command of the table that has --device gets it checked before its own code runs."""
+    from adaaug.cli import _COMMANDS, command_parser
+
+    with_device = [c for c in _COMMANDS if any("--device" in a.option_strings for a in command_parser(c)._actions)]
+    assert set(with_device) == {"train", "eval", "bench", "deepaugment-data", "mini-protocol", "gpu-compare"}
 
 
 def test_a_cuda_index_beyond_the_visible_devices(monkeypatch):
@@ -225,3 +236,15 @@ def test_interrupted_train_backbone_keeps_only_a_resumable_run(tmp_path, monkeyp
         cli(["train-backbone", "unet", "--data", str(data), "--out", str(tmp_path / "runs"), "--no-progress"])
     assert (tmp_path / "runs" / "unet" / "checkpoint.pt").exists() == checkpointed
     assert (tmp_path / "runs").exists() == checkpointed
+
+
+def test_eval_accepts_device_auto(tmp_path):
+    """``auto`` is one of the forms the shared check accepts: eval maps it to its own default (CUDA if available)."""
+    from adaaug.cli import command_parser
+    from adaaug.protocol.eval_cli import check_paths
+
+    data = _folder(tmp_path / "data", [(32, 32)])
+    args = command_parser("eval").parse_args(["--weights", "resnet20", "--data", str(data), "--out",
+                                              str(tmp_path / "r.json"), "--device", "auto"])
+    check_paths(args)
+    assert args.device is None and args.label == "resnet20"
