@@ -46,7 +46,7 @@ DEFAULT_ROWS = ROWS[:4]
 SIZES: dict[str, dict[str, Any]] = {
     "full": dict(train_limit=None, dev_limit=None, epochs=16, batch_size=512, width=64, ada_steps=2,
                  chunk_size=256, workers=0, budget_s=500.0, calib_steps=3, min_epochs=10, reserve_s=25.0),
-    "tiny": dict(train_limit=32, dev_limit=40, epochs=1, batch_size=16, width=8, ada_steps=1, chunk_size=8,
+    "tiny": dict(train_limit=32, dev_limit=40, epochs=1, batch_size=16, width=8, ada_steps=2, chunk_size=8,
                  workers=2, budget_s=1800.0, calib_steps=1, min_epochs=1, reserve_s=0.0),
 }
 GOALS = "nominal clean accuracy ≥ 92 %; AdA mCE ≥ 25 % below nominal with clean error within 2 points; " \

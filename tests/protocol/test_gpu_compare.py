@@ -43,8 +43,9 @@ def test_tiny_run_writes_every_row(cifar_train_subset, cifar_dev_subset, tmp_pat
     tag = file_tag(cfg.rows, "cpu")
     saved = json.loads((tmp_path / "out" / f"{tag}.json").read_text())
     assert saved["rows"] == json.loads(json.dumps(rows)) and saved["meaningful"] is False
-    assert saved["calibration"]["seconds_per_step"]["ada"].keys() == {"M=1"}  # tiny: M = 1, nothing to lower
-    assert set(saved["calibration"]["seconds_per_step"]) == set(rows) and "1 epochs, M = 1" in saved["calibration"]["plan"]
+    timed = saved["calibration"]["seconds_per_step"]
+    assert set(timed) == set(rows) and timed["ada"].keys() == {"M=2", "M=1"} and timed["nominal"].keys() == {"-"}
+    assert "1 epochs, M = 2" in saved["calibration"]["plan"] and saved["settings"]["ada_steps"] == 2
     assert saved["train_images"] == 32 and saved["dev_images"] == 20 and saved["recipe"]["epochs"] == 1
     md = (tmp_path / "out" / f"{tag}.md").read_text()
     assert "Not meaningful" in md and md.count("\n| ") == 2 + 4  # header, rule, four rows
