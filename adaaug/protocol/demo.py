@@ -160,8 +160,14 @@ def save_figure(path: str | Path, x: torch.Tensor, outputs: dict, n_images: int,
     machine = f"{platform.machine()} CPU, torch {torch.__version__.split('+')[0]}"
     image = figure(x, outputs, n_images, gain,
                    title=f"AdversarialAugment on CIFAR-10 test images (packaged weights; {machine})")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, format="PNG")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:  # written whole or not at all: an interrupted save leaves no truncated PNG
+        image.save(tmp, format="PNG")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def main(args: argparse.Namespace) -> int:

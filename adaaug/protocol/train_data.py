@@ -16,7 +16,7 @@ from . import distributed as D
 from .. import paper
 from .data import BadImageError, ImageSet, list_image_folder, load_images, subset_indices
 from .data_sources import (DataSource, MemoryEval, MemorySource, StreamEval, StreamSource, choose_data_path,
-                           default_workers, mixed_sizes_message, sampled_sizes)
+                           EVAL_SIZES_FIX, default_workers, mixed_sizes_message, sampled_sizes)
 from .train_config import ConfigError, TrainConfig
 
 
@@ -173,6 +173,9 @@ def _evaluation(cfg: TrainConfig, env: D.DistEnv, path: str, classes: list[str],
     if path == "stream" and not spec.startswith("cifar10:"):
         files, labels, eval_classes = list_image_folder(spec)
         _same_classes(eval_classes, classes)
+        sizes = sorted(set(sampled_sizes(files)))
+        if cfg.eval_crop is None and len(sizes) > 1:  # batches of one size are needed without a crop
+            raise ConfigError(mixed_sizes_message(sizes, f"--eval-data {spec}", EVAL_SIZES_FIX))
         return StreamEval(Path(spec), files, labels, eval_classes, cfg.eval_batch_size, cfg.eval_crop, env,
                           workers=workers, pin_memory=pin, skip_bad=cfg.skip_bad_images)
     data = _load_memory(spec, False, cfg, env)

@@ -64,6 +64,15 @@ def test_mixed_sizes_need_the_stream_path_under_the_imagenet_preset(tmp_path, ca
     assert not (tmp_path / "run").exists()
 
 
+def test_mixed_evaluation_sizes_without_a_crop_stop_before_training(tmp_path, capsys):
+    train = _folder(tmp_path / "train", [(64, 64)])
+    evaluation = _folder(tmp_path / "eval", [(64, 64), (80, 80)])
+    argv = ["train", "--data", str(train), "--eval-data", str(evaluation), "--preset", "imagenet", "--batch-size", "4",
+            "--data-path", "stream", "--workers", "0", "--out", str(tmp_path / "run")] + TRAIN
+    _one_line(capsys, argv + ["--eval-crop", "none"], "images of --eval-data", "(64×64, 80×80)", "--eval-crop N")
+    assert not (tmp_path / "run").exists()
+
+
 def test_backbone_side_multiple_is_checked_before_the_first_step(tmp_path, capsys):
     """50×70 images with --backbone cae (sides must be multiples of 4): the message names the sizes that work."""
     data = _folder(tmp_path / "odd", [(50, 70)])
