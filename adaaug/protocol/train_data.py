@@ -40,8 +40,9 @@ class TrainData:
 def load_training_data(cfg: TrainConfig, env: D.DistEnv, generator: torch.Generator) -> TrainData:
     """Training and evaluation sources for ``cfg`` on this process (``generator``: DeepAugment copy draws).
 
-    Raises :class:`ConfigError` naming the flag to change: a subset larger than the set, fewer
-    images than one global batch, labels beyond ``--num-classes``, a DeepAugment copy not
+    Raises :class:`ConfigError` naming the flag to change: image sizes the preset or the AdA
+    backbone cannot train (:func:`check_image_sizes`, from a sample of image headers before anything
+    is decoded), a subset larger than the set, fewer images than one global batch, labels beyond ``--num-classes``, a DeepAugment copy not
     aligned with the training set, evaluation classes that differ from the training classes,
     images smaller than the evaluation crop, an unreadable image (unless ``--skip-bad-images``).
     """
