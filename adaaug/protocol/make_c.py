@@ -294,11 +294,13 @@ def make_c(source, out: str | os.PathLike, *, size: str = "auto", seed: int = 0,
     params = resolve_params(size, h, w)
     check_size(size, params, h, w, names)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    from .devices import removed_on_failure
     from .progress import bar
 
     chunks = -(-n // chunk_size(h, w))
-    with bar(total=5 * chunks * len(names), desc=f"make-c {params}", unit="chunk") as progress:
+    with removed_on_failure(out), bar(total=5 * chunks * len(names), desc=f"make-c {params}",
+                                      unit="chunk") as progress:  # a failed run leaves no folder of its own
+        out.mkdir(parents=True, exist_ok=True)
         if not verbose:
             progress.disable = True
         timings = _write_all(images, out, names, params, int(seed), workers, progress.update)

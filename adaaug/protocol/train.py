@@ -30,6 +30,7 @@ same weights as an uninterrupted run, on either data path.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -47,6 +48,7 @@ from . import distributed as D
 from .checkpoint import restore_run, save_run
 from .data import BadImageError, ImageSet
 from .data_sources import Batch, DataSource, MemoryEval, StreamEval, center_crop, deepaugment_batch
+from .devices import removed_on_failure
 from .progress import StepClock
 from .train_cli import add_arguments, config_from_args
 from .train_config import CHECKPOINT_NAME, ConfigError, TrainConfig
@@ -277,6 +279,17 @@ def _train(cfg: TrainConfig, env: D.DistEnv, on_epoch_end: EpochHook | None) -> 
     m = build_model(cfg, env, rt, data, aug_gen)
     start_epoch, wall = restore_run(ckpt_path, cfg, env, m) if cfg.resume else (0, 0.0)
     wrap_ddp(m, env)
+    # a run that fails before its first checkpoint leaves nothing behind (a rerun needs no cleaning up)
+    cleanup = (removed_on_failure(out, out / "config.json", metrics_path, keep_if=ckpt_path.exists)
+               if env.is_main else contextlib.nullcontext())
+    with cleanup:
+        return _run_epochs(cfg, env, rt, m, data, start_epoch, wall, on_epoch_end)
+
+
+def _run_epochs(cfg: TrainConfig, env: D.DistEnv, rt: Runtime, m: Model, data: TrainData, start_epoch: int,
+                wall: float, on_epoch_end: EpochHook | None) -> dict[str, Any]:
+    out = Path(cfg.out)
+    ckpt_path, metrics_path = out / CHECKPOINT_NAME, out / "metrics.jsonl"
     if env.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")

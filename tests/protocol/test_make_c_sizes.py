@@ -137,3 +137,22 @@ def test_resize_arguments_checked(tmp_path):
         make_c(str(src), tmp_path / "o", resize=32, crop=40)
     with pytest.raises(ValueError, match="--resize N"):
         make_c(str(src), tmp_path / "o", crop=24)
+
+
+def test_a_failed_make_c_leaves_no_folder_behind(tmp_path, monkeypatch):
+    import adaaug.protocol.make_c as M
+
+    src = folder(tmp_path / "src", 32, 32)
+
+    def broken(*args, **kwargs):
+        raise MemoryError("simulated")
+
+    monkeypatch.setattr(M, "_chunk_task", broken)
+    with pytest.raises(MemoryError):
+        make_c(str(src), tmp_path / "new" / "c", corruptions=["fog"], verbose=False)
+    assert not (tmp_path / "new" / "c").exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    with pytest.raises(MemoryError):
+        make_c(str(src), mine, corruptions=["fog"], verbose=False)
+    assert mine.is_dir() and not list(mine.iterdir())  # a folder that was there stays, with nothing added

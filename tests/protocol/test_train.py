@@ -385,3 +385,31 @@ def test_every_train_option_has_help_with_its_default():
         assert action.help and re.search(r"\[[^\]]+\]$", action.help), action.option_strings
     fields = set(TrainConfig.field_names())
     assert {a.dest for a in options} - {"config", "print_config"} <= fields  # every flag is a setting
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing(cifar_train_subset, tmp_path, monkeypatch):
+    import adaaug.protocol.train as T
+
+    real, calls = T.train_step, []
+
+    def fails_on_the_second_step(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("out of memory (simulated)")
+        return real(*args)
+
+    monkeypatch.setattr(T, "train_step", fails_on_the_second_step)
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="simulated"):
+        train(tiny(cifar_train_subset, out, subset=64, batch_size=16, epochs=2))
+    assert not out.exists()  # no config.json or metrics.jsonl that would make the rerun look like a resume
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    calls.clear()
+    with pytest.raises(RuntimeError, match="simulated"):
+        train(tiny(cifar_train_subset, kept, subset=64, batch_size=16, epochs=2))
+    assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]  # the user's folder and file stay
+    calls.clear()
+    monkeypatch.setattr(T, "train_step", real)
+    assert train(tiny(cifar_train_subset, out, subset=64, batch_size=16, epochs=1))["epochs"] == 1  # no --resume
