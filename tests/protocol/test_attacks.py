@@ -105,6 +105,17 @@ def test_autoattack_fools_every_example_closer_than_eps_to_a_boundary(norm):
     assert acc == 0.0
 
 
+def test_autoattack_runs_a_chosen_subset_of_its_attacks():
+    net = _linear(5)
+    x, y, eps, robust = _exact_case(net, "L2")
+    acc = robust_accuracy(net, x[~robust], y[~robust], norm="L2", eps=eps, attacks=("apgd-ce", "apgd-t"))
+    assert acc == 0.0
+    three = _linear(3)  # APGD-CE alone needs no fourth class
+    assert robust_accuracy(three, x, three(x).argmax(1), norm="Linf", eps=0.5, attacks=("apgd-ce",)) == 0.0
+    with pytest.raises(ValueError, match="attacks must name one or more of"):
+        robust_accuracy(net, x, y, norm="L2", eps=eps, attacks=("pgd",))
+
+
 @pytest.mark.slow  # Square's 5000 queries on the robust examples: ~15 s per norm on one core
 @pytest.mark.parametrize("norm", ["Linf", "L2"])
 def test_autoattack_reaches_the_exact_robust_accuracy_of_a_multiclass_linear_model(norm):
