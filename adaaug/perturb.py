@@ -20,8 +20,17 @@ def block_radii(params: Blocks, nu: float) -> Blocks:
 
 
 def default_step_size(radii: Blocks) -> float:
-    """η = ¼ of the median of the per-block radii (App. E.4)."""
+    """η = ¼ of the median of the per-block radii (App. E.4).
+
+    Blocks whose weights are all zero (a zero-initialised bias of a custom backbone) have radius 0:
+    they cannot be perturbed and are left out of the median. Raises ``ValueError`` when every block
+    is zero.
+    """
     r = torch.stack(list(radii.values())).float().cpu()
+    r = r[r > 0]
+    if not len(r):
+        raise ValueError("every weight of the backbone is zero, so ν‖φ_i‖₂ = 0 leaves nothing to perturb; load "
+                         "trained weights (or initialise it) before passing it to AdA")
     return STEP_SIZE_MEDIAN_FRACTION * r.median().item()
 
 
@@ -81,9 +90,13 @@ def per_example_norms(delta: Blocks) -> Blocks:
 
 
 def project_(delta: Blocks, radii: Blocks) -> Blocks:
-    """In place: rescale every example's δ_i whose norm exceeds ν‖φ_i‖₂ back onto that sphere."""
+    """In place: rescale every example's δ_i whose norm exceeds ν‖φ_i‖₂ back onto that sphere.
+
+    A block of radius 0 (all-zero weights) is projected to δ_i = 0; no 0/0 (NaN) arises.
+    """
     for k, d in delta.items():
-        scale = (radii[k] / d.flatten(1).norm(dim=1)).clamp_(max=1)  # norm 0 → inf → 1
+        norm = d.flatten(1).norm(dim=1).clamp_min_(torch.finfo(d.dtype).tiny)
+        scale = (radii[k] / norm).clamp_(max=1)  # norm 0: radius/tiny → 1 (or 0 for a zero radius)
         d.mul_(scale.view(-1, *([1] * (d.dim() - 1))))
     return delta
 
@@ -107,6 +120,7 @@ def sign_step(delta: Blocks, grads: Blocks, step_size: float) -> Blocks:
 
 
 def relative_norms(delta: Blocks, params: Blocks) -> torch.Tensor:
-    """‖δ_i‖₂ / ‖φ_i‖₂ as an ``N × blocks`` tensor (blocks in ``params`` order)."""
+    """‖δ_i‖₂ / ‖φ_i‖₂ as an ``N × blocks`` tensor (blocks in ``params`` order; 0 for an all-zero block)."""
     norms = per_example_norms(delta)
-    return torch.stack([norms[k] / params[k].detach().norm() for k in params], dim=1)
+    return torch.stack([norms[k] / params[k].detach().norm().clamp_min(torch.finfo(norms[k].dtype).tiny)
+                        for k in params], dim=1)

@@ -146,3 +146,42 @@ def test_init_on_cuda_matches_cpu():
     for k in p:
         assert gpu[k].device.type == "cuda"
         assert torch.allclose(gpu[k].cpu(), cpu[k], rtol=0, atol=1e-6 * cpu[k].abs().max())
+
+
+def test_zero_blocks_stay_unperturbed_without_nan():
+    """A block of all-zero weights (a zero-initialised bias) has radius 0: δ stays 0, with no 0/0."""
+    from adaaug.perturb import default_step_size, project_
+
+    radii = {"w": torch.tensor(2.0), "b": torch.tensor(0.0)}
+    delta = {"w": torch.zeros(3, 4), "b": torch.tensor([[0.0, 0.0], [0.5, -0.5], [0.0, 1e-30]])}
+    project_(delta, radii)
+    assert torch.equal(delta["b"], torch.zeros(3, 2)) and torch.equal(delta["w"], torch.zeros(3, 4))
+    assert default_step_size({"a": torch.tensor(0.0), "b": torch.tensor(0.0), "c": torch.tensor(4.0)}) == 1.0
+    with pytest.raises(ValueError, match="every weight of the backbone is zero"):
+        default_step_size({"a": torch.tensor(0.0)})
+
+
+def test_ada_with_a_zero_initialised_bias(tiny_net):
+    from torch import nn
+
+    from adaaug import AdversarialAugment
+
+    class ZeroBias(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 3, 3, padding=1)
+            nn.init.zeros_(self.a.bias)
+            nn.init.zeros_(self.b.bias)
+
+        def forward(self, x):
+            return torch.sigmoid(self.b(torch.relu(self.a(x))))
+
+    torch.manual_seed(0)
+    ada = AdversarialAugment(tiny_net, backbone=ZeroBias(), steps=3, ssim_threshold=None)
+    out, info = ada(torch.rand(4, 3, 32, 32), torch.arange(4), return_info=True)
+    assert ada.corruptors[0].step_size > 0 and not out.isnan().any()
+    norms = info.relative_norms["ZeroBias"]
+    cols = {name: i for i, name in enumerate(info.block_names["ZeroBias"])}
+    assert torch.equal(norms[:, cols["a.bias"]], torch.zeros(4)) and torch.equal(norms[:, cols["b.bias"]],
+                                                                                  torch.zeros(4))
+    assert (norms[:, cols["a.weight"]] > 0).all() and (norms[:, cols["a.weight"]] <= 0.015 + 1e-6).all()
