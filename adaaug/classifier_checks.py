@@ -45,12 +45,13 @@ def describe_gradient_break(model: nn.Module, images: torch.Tensor,
     is in; its parameters' ``.grad`` are not touched (the gradient is taken with respect to the images only).
     """
     x = images.detach().clone().requires_grad_(True)
-    calls: list[tuple[str, nn.Module, bool, bool, bool]] = []
+    calls: list[tuple[str, nn.Module, bool, bool, str | None]] = []
     names = {id(m): name for name, m in model.named_modules(remove_duplicate=False)}
 
     def hook(module: nn.Module, inputs: tuple, output: Any) -> None:
-        calls.append((names.get(id(module), "?"), module, _carries_grad(inputs), _carries_grad(output),
-                      torch.is_grad_enabled()))
+        mode = ("torch.inference_mode()" if torch.is_inference_mode_enabled() else
+                "torch.no_grad()" if not torch.is_grad_enabled() else None)
+        calls.append((names.get(id(module), "?"), module, _carries_grad(inputs), _carries_grad(output), mode))
 
     handles = [m.register_forward_hook(hook) for m in model.modules()]
     try:
@@ -61,13 +62,16 @@ def describe_gradient_break(model: nn.Module, images: torch.Tensor,
             if flowing and torch.autograd.grad(sum(t.float().sum() for t in flowing), x, allow_unused=True)[0] \
                     is not None:
                 return None
+    except RuntimeError as err:  # e.g. an inference tensor saved for backward: say where it came from
+        if "Inference tensors" not in str(err):
+            raise
     finally:
         for h in handles:
             h.remove()
-    for name, module, grad_in, grad_out, enabled in calls:
+    for name, module, grad_in, grad_out, mode in calls:
         if module is model or not grad_in or grad_out:
             continue
-        why = "it ran under torch.no_grad()" if not enabled else "its output is detached from its input"
+        why = f"it ran under {mode}" if mode else "its output is detached from its input"
         return f"submodule {name!r} ({type(module).__name__}) returns an output without a gradient ({why})"
     return (f"{type(model).__name__}.forward drops it outside its submodules (a torch.no_grad() block, .detach(), "
             f".data, or a conversion to numpy)")
@@ -116,6 +120,11 @@ def classifier_logits(out: Any, n: int, model: nn.Module, output_fn: Callable[[A
         how = fix or "reshape them (in the model or with output_fn=), or pass a loss_fn= that takes this shape"
         raise ValueError(f"classifier {name} returned shape {tuple(out.shape)} for {n} images; logits "
                          f"{n} × classes are needed: {how}")
+    if default_loss and out.shape[1] == 1:
+        how = fix or ("for a binary classifier pass loss_fn= (binary cross-entropy on the one logit, e.g. "
+                      "lambda z, y: F.binary_cross_entropy_with_logits(z.squeeze(1), y.float(), reduction='none'))")
+        raise ValueError(f"classifier {name} returns one output per image; cross-entropy over a single class is "
+                         f"always 0 (no gradient, argmax always 0): {how}, or return one logit per class")
     if out.dim() == 0 or out.shape[0] != n:
         raise ValueError(f"classifier {name} returned shape {tuple(out.shape)} for {n} images; AdA needs one row of "
                          f"outputs per image ({n} rows)")
@@ -130,7 +139,8 @@ def gradient_error(err: RuntimeError, model: nn.Module, images: torch.Tensor,
     classifier's input batch. Says whether the classifier or the backbone stopped the gradient, and where.
     """
     text = str(err)
-    if "does not require grad" not in text and "not have been used in the graph" not in text:
+    if not any(k in text for k in ("does not require grad", "not been used in the graph",
+                                   "not have been used in the graph", "Inference tensors")):
         return err
     where = describe_gradient_break(model, images, output_fn)
     if where is not None:
@@ -139,9 +149,9 @@ def gradient_error(err: RuntimeError, model: nn.Module, images: torch.Tensor,
             f"{type(model).__name__} does not pass it: {where}. Run the classifier's forward with gradients enabled "
             f"(AdA never writes its parameters' .grad and restores its mode)")
     return RuntimeError(
-        f"AdA needs the gradient of the classifier's loss with respect to backbone {backbone!r}'s weights, but its "
-        f"output does not depend on them through autograd (a torch.no_grad() block, .detach() or a "
-        f"non-differentiable step in its forward); make its forward differentiable")
+        f"AdA needs the gradient of the classifier's loss with respect to the weights of backbone {backbone!r}, but "
+        f"its output does not depend on them through autograd (a torch.no_grad() or torch.inference_mode() block, "
+        f".detach() or a non-differentiable step in its forward); make its forward differentiable")
 
 
 EVAL_FIX = ("wrap the model so that its forward returns the logits, N × classes (e.g. a module whose forward is "

@@ -306,12 +306,18 @@ class AdversarialAugment(nn.Module):
         for _ in range(self.steps):
             leaves = {k: d.requires_grad_(True) for k, d in delta.items()}
             with torch.enable_grad():
-                logits = self._logits(c.corrupt(x, leaves, params, buffers).to(x.dtype), model_dtype, max_label)
-                max_label = None  # checked once
                 try:
-                    grads = torch.autograd.grad(self._loss(logits, y).sum(), list(leaves.values()))
+                    logits = self._logits(c.corrupt(x, leaves, params, buffers).to(x.dtype), model_dtype,
+                                          max_label)
+                    max_label = None  # checked once
+                    grads = torch.autograd.grad(self._loss(logits, y).sum(), list(leaves.values()),
+                                                allow_unused=True)
+                    if all(g is None for g in grads):
+                        raise RuntimeError("the perturbations have not been used in the graph")
                 except RuntimeError as err:
                     raise gradient_error(err, self.model, x.to(model_dtype), self.output_fn, c.name) from err
+            # a block the backbone's forward does not use has no gradient: its δ stays where it is
+            grads = [g if g is not None else torch.zeros_like(d) for g, d in zip(grads, leaves.values())]
             delta = {k: d.detach() for k, d in leaves.items()}
             delta = project_(sign_step_(delta, dict(zip(delta, grads)), c.step_size), radii)
         with torch.no_grad():

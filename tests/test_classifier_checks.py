@@ -135,8 +135,11 @@ def test_binary_classifier_with_a_user_loss(tiny_net, batch, labels):
 
 def test_label_range_check_belongs_to_the_default_loss(tiny_net, batch):
     x, _ = batch
-    with pytest.raises(ValueError, match="out of range for a classifier with 1 outputs"):
-        run(OneLogit(tiny_net), x, torch.tensor([0, 1, 1, 0, 1]))
+    with pytest.raises(ValueError, match=r"returns one output per image; cross-entropy over a single class is "
+                                         r"always 0 .*pass loss_fn="):
+        run(OneLogit(tiny_net), x, torch.tensor([0, 0, 0, 0, 0]))  # in range, yet meaningless: refused
+    with pytest.raises(ValueError, match="out of range for a classifier with 10 outputs"):
+        run(tiny_net, x, torch.tensor([0, 1, 10, 0, 1]))
     # a hinge-style loss on ±1 labels: negative labels are the user's business
     hinge = lambda lo, la: torch.relu(1 - la.float() * lo.squeeze(1))  # noqa: E731
     assert run(OneLogit(tiny_net), x, torch.tensor([-1, 1, 1, -1, 1]), loss_fn=hinge).shape == x.shape
@@ -225,7 +228,7 @@ class NoGradBackbone(nn.Module):
 
 
 def test_backbone_that_stops_the_gradient_is_named(tiny_net, batch):
-    with pytest.raises(RuntimeError, match=r"backbone 'NoGradBackbone'.s weights, but its output does not depend"):
+    with pytest.raises(RuntimeError, match=r"the weights of backbone 'NoGradBackbone', but its output does not depend"):
         AdversarialAugment(tiny_net, backbone=NoGradBackbone(), steps=1, ssim_threshold=None)(*batch)
 
 
@@ -235,3 +238,43 @@ def test_classifier_logits_checks_without_running_a_model(tiny_net):
     assert classifier_logits((logits, None), 4, tiny_net, lambda o: o[0]) is logits
     with pytest.raises(TypeError, match="wrap the model"):
         classifier_logits([logits], 4, tiny_net, fix="wrap the model")
+
+
+class UnusedLayer(nn.Module):
+    """A backbone with a layer its forward never uses: that block gets no gradient, and stays at δ⁰."""
+
+    def __init__(self):
+        super().__init__()
+        self.used, self.spare = nn.Conv2d(3, 3, 3, padding=1), nn.Conv2d(3, 3, 1)
+
+    def forward(self, x):
+        return torch.sigmoid(self.used(x))
+
+
+def test_a_backbone_block_without_gradient_keeps_its_start(tiny_net, batch):
+    torch.manual_seed(0)
+    backbone = UnusedLayer()
+    zero = AdversarialAugment(tiny_net, backbone=backbone, steps=0, ssim_threshold=None)
+    two = AdversarialAugment(tiny_net, backbone=backbone, steps=2, ssim_threshold=None)
+    g = torch.Generator().manual_seed(0)
+    _, start = zero(*batch, return_info=True, generator=g)
+    g = torch.Generator().manual_seed(0)
+    out, info = two(*batch, return_info=True, generator=g)
+    cols = info.block_names["UnusedLayer"]
+    spare = [cols.index("spare.weight"), cols.index("spare.bias")]
+    used = cols.index("used.weight")
+    norms, norms0 = info.relative_norms["UnusedLayer"], start.relative_norms["UnusedLayer"]
+    assert torch.equal(norms[:, spare], norms0[:, spare])  # no gradient: δ unchanged
+    assert not torch.equal(norms[:, used], norms0[:, used])  # the used layer moved
+    assert not out.isnan().any()
+
+
+def test_inference_mode_inside_the_classifier_is_named(batch):
+    class Inference(NoGradInside):
+        def forward(self, x):
+            with torch.inference_mode():
+                h = self.features(x)
+            return self.head(h.clone().mean((2, 3)))
+
+    with pytest.raises(RuntimeError, match=r"submodule 'features' \(Conv2d\) .*it ran under torch.inference_mode"):
+        run(Inference(None), *batch)
