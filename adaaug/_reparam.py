@@ -49,6 +49,11 @@ class TensorSlots:
     """
 
     def __init__(self, module: nn.Module) -> None:
+        scripted = next((name for name, m in module.named_modules() if isinstance(m, torch.jit.ScriptModule)), None)
+        if scripted is not None:
+            what = f"submodule {scripted!r} of {type(module).__name__}" if scripted else "this module"
+            raise TypeError(f"{what} is a TorchScript module, whose weights cannot be swapped for perturbed ones; "
+                            f"pass the original nn.Module (before torch.jit.script or torch.jit.trace)")
         self.module = module
         self.params: dict[str, torch.Tensor] = dict(module.named_parameters())
         self.buffers: dict[str, torch.Tensor] = dict(module.named_buffers())

@@ -455,3 +455,23 @@ def test_ada_takes_up_backbone_weights_changed_after_it_was_built(change):
     assert torch.equal(after, expected) and not torch.equal(after, before)
     assert ada.corruptors[0].block_names == fresh.corruptors[0].block_names
     assert ada.corruptors[0].step_size == fresh.corruptors[0].step_size
+
+
+def test_torchscript_modules_are_refused_with_the_fix(tiny_net):
+    from torch import nn
+
+    from adaaug import AdversarialAugment
+    from adaaug.protocol.param_noise import NoisyPredictor
+    from adaaug.protocol.eval_data import ArraySource
+
+    scripted = torch.jit.script(tiny_net)
+    source = ArraySource(np.zeros((2, 32, 32, 3), np.uint8), np.array([0, 1]))
+    with pytest.raises(TypeError, match=r"this module is a TorchScript module.*pass the original nn.Module"):
+        NoisyPredictor(scripted, 0.1, samples=1)(source)
+    backbone = nn.Sequential(torch.jit.script(nn.Conv2d(3, 3, 3, padding=1)), nn.Sigmoid())
+    with pytest.raises(TypeError, match=r"submodule '0' of Sequential is a TorchScript module"):
+        AdversarialAugment(tiny_net, backbone=backbone, steps=1)(torch.rand(2, 3, 32, 32), torch.tensor([0, 1]))
+    # a scripted classifier is only run, never swapped: AdA takes it
+    out = AdversarialAugment(scripted, backbone="unet", weights=None, steps=1)(torch.rand(2, 3, 32, 32),
+                                                                            torch.tensor([0, 1]))
+    assert out.shape == (2, 3, 32, 32)
