@@ -15,7 +15,8 @@ It runs only after such a failure (:func:`gradient_error`): the normal path neve
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -177,3 +178,39 @@ def check_live_classifier(model: nn.Module | None) -> None:
         raise RuntimeError(f"AdversarialAugment was called inside a DataLoader worker process (a collate_fn or "
                            f"dataset transform with num_workers > 0), where the classifier is a stale copy made when "
                            f"the worker started. {where}; or use num_workers=0")
+
+
+def input_dtype(model: nn.Module) -> torch.dtype | None:
+    """dtype of the model's first floating parameter (``None`` without one): the dtype its input is cast to."""
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+
+
+@contextmanager
+def evaluated(*modules: nn.Module) -> Iterator[None]:
+    """Eval mode inside the block; on exit every submodule's train/eval flag and every buffer as on entry.
+
+    A forward that writes its own buffers (a counter, a cache, BatchNorm statistics after it calls
+    ``self.train()``) would otherwise leave them changed. Every buffer's values are copied back through
+    ``.data`` (no device synchronisation, and no version-counter bump, so an autograd graph of the user's
+    that saved a buffer stays valid; BatchNorm's kernels update running statistics without bumping it
+    either, so versions cannot tell what changed); buffers replaced by other objects get their original
+    objects back. Cost: one copy of the buffers (BatchNorm statistics: kilobytes) each way.
+    """
+    modes = [(m, m.training) for module in modules for m in module.modules()]
+    tables = [(m._buffers, dict(m._buffers)) for module in modules for m in module.modules() if m._buffers]
+    buffers = list({id(b): b for _, table in tables for b in table.values() if b is not None}.values())
+    saved = [b.detach().clone() for b in buffers]
+    try:
+        for module in modules:
+            module.eval()
+        yield
+    finally:
+        for m, flag in modes:
+            m.training = flag
+        for table, original in tables:
+            for key in [k for k in table if k not in original]:
+                del table[key]
+            table.update(original)
+        with torch.no_grad():
+            for b, value in zip(buffers, saved):
+                b.data.copy_(value)

@@ -39,7 +39,8 @@ from torch import nn
 
 from . import paper
 from .batch_io import called_by_v2_container, check_not_per_sample, unpack
-from .classifier_checks import check_live_classifier, classifier_logits, describe, gradient_error
+from .classifier_checks import (check_live_classifier, classifier_logits, describe, evaluated, gradient_error,
+                                input_dtype)
 from .corruptor import Corruptor as _Corruptor
 from .line_search import pull_back
 from .perturb import Blocks, example_seeds, project_, random_init, relative_norms, sign_step_
@@ -70,20 +71,6 @@ class AdAInfo:
     backbone: list[str]
     relative_norms: dict[str, torch.Tensor] = field(default_factory=dict)
     block_names: dict[str, list[str]] = field(default_factory=dict)
-
-
-def _mode_snapshot(module: nn.Module) -> list[bool]:
-    return [m.training for m in module.modules()]
-
-
-def _restore_mode(module: nn.Module, snapshot: list[bool]) -> None:
-    for m, flag in zip(module.modules(), snapshot):
-        m.training = flag
-
-
-def _floating_dtype(module: nn.Module) -> torch.dtype | None:
-    """dtype of the module's first floating parameter (``None`` without one)."""
-    return next((p.dtype for p in module.parameters() if p.is_floating_point()), None)
 
 
 class AdversarialAugment(nn.Module):
@@ -390,7 +377,7 @@ class AdversarialAugment(nn.Module):
             labels = labels.to(torch.int64)
         generator = generator if generator is not None else self.generator
         n, device = images.shape[0], images.device
-        model_dtype = _floating_dtype(self.model)
+        model_dtype = input_dtype(self.model)
         compute = torch.float64 if images.dtype == model_dtype == torch.float64 else torch.float32
         model_dtype = model_dtype or compute
         x = images.to(compute) / 255 if images.dtype == torch.uint8 else images.to(compute)
@@ -402,10 +389,8 @@ class AdversarialAugment(nn.Module):
         similarity = torch.ones(n, device=device, dtype=compute)
         names = [""] * n
         norms: dict[str, torch.Tensor] = {}
-        snapshots = [(m, _mode_snapshot(m)) for m in [self.model, *(c.module for c in self.corruptors)]]
-        try:
-            for m, _ in snapshots:
-                m.eval()
+        # eval mode inside (the class docstring says why); modes and buffers as found afterwards
+        with evaluated(self.model, *(c.module for c in self.corruptors)):
             for c, share in zip(self.corruptors, self._assign(n, generator)):
                 if not len(share):
                     continue
@@ -432,9 +417,6 @@ class AdversarialAugment(nn.Module):
                 with torch.no_grad():
                     loss = (self._per_example_loss(self._logits(out, model_dtype, max_label), labels) if n
                             else torch.zeros(0, device=device))
-        finally:
-            for m, snap in snapshots:
-                _restore_mode(m, snap)
         result = out.mul(255).round_().to(torch.uint8) if images.dtype == torch.uint8 else out.to(images.dtype)
         if not return_info:
             return result, None

@@ -278,3 +278,46 @@ def test_inference_mode_inside_the_classifier_is_named(batch):
 
     with pytest.raises(RuntimeError, match=r"submodule 'features' \(Conv2d\) .*it ran under torch.inference_mode"):
         run(Inference(None), *batch)
+
+
+class Counting(nn.Module):
+    """Writes its own buffers in eval mode, and switches itself to train mode (BatchNorm statistics move)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn, self.fc = nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Linear(4, 10)
+        self.register_buffer("seen", torch.zeros(()))
+
+    def forward(self, x):
+        self.seen += len(x)
+        self.train()
+        return self.fc(self.bn(self.conv(x)).mean((2, 3)))
+
+
+def _buffers(model):
+    return [(b, b.clone()) for b in model.buffers()]
+
+
+def test_buffers_a_forward_writes_are_restored_on_every_path(batch):
+    from adaaug.protocol.eval_data import ArraySource
+    from adaaug.protocol.evaluate import accuracy
+    from adaaug.protocol.param_noise import NoisyPredictor
+
+    x, y = batch
+    source = ArraySource((x.permute(0, 2, 3, 1) * 255).byte().numpy(), y.numpy())
+    for call in (lambda m: run(m, x, y), lambda m: accuracy(m, source), lambda m: NoisyPredictor(m, 0.1, samples=2)(source)):
+        model = Counting().eval()
+        before = _buffers(model)
+        call(model)
+        assert not model.training and not any(m.training for m in model.modules())
+        assert all(b is q and torch.equal(b, v) for (b, v), q in zip(before, model.buffers()))
+
+
+def test_a_users_graph_through_eval_mode_batchnorm_survives_a_call(tiny_net, batch):
+    """Restoring the buffers does not bump their version: a graph that saved them still backpropagates."""
+    x, y = batch
+    tiny_net.eval()
+    loss = nn.functional.cross_entropy(tiny_net(x), y)  # eval-mode BatchNorm saves its running statistics
+    run(tiny_net, x, y)
+    loss.backward()
+    assert tiny_net.conv.weight.grad is not None

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..classifier_checks import eval_logits
+from ..classifier_checks import eval_logits, evaluated, input_dtype
 
 # the packaged ``*:cifar10`` classifiers' outputs, in order (torchvision's CIFAR10 class list)
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -112,13 +112,8 @@ def num_outputs(model, source, device: str | torch.device | None = None) -> int 
     if device is None:
         device = next((p.device for p in net.parameters()), torch.device("cpu"))
     batch = next(iter(source.take(1).batches(1)))
-    modes = [(m, m.training) for m in net.modules()]
-    try:
-        net.eval()
-        out = net(batch.to(device))
-    finally:
-        for m, mode in modes:
-            m.training = mode
+    with torch.no_grad(), evaluated(net):
+        out = net(batch.to(device, input_dtype(net) or torch.float32))
     return int(eval_logits(out, len(batch), net).shape[1])
 
 

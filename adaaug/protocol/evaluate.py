@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from .. import paper
-from ..classifier_checks import eval_logits
+from ..classifier_checks import eval_logits, evaluated, input_dtype
 from .corruptions import BENCHMARK, EXTRA
 from .eval_cli import add_arguments, check_paths
 from .eval_data import ArraySource, CorruptionDir, ImageSource, open_image_set
@@ -56,17 +56,13 @@ class ModelPredictor:
 
     @torch.no_grad()
     def __call__(self, source: ImageSource, columns: Sequence[int] | None = None) -> np.ndarray:
-        modes = [(m, m.training) for m in self.model.modules()]
         cols = torch.as_tensor(list(columns), device=self.device) if columns is not None else None
+        dtype = input_dtype(self.model) or torch.float32  # a bf16 or float64 classifier gets its own dtype
         out = []
-        try:
-            self.model.eval()
+        with evaluated(self.model):  # modes and buffers as found afterwards
             for batch in source.batches(self.batch_size):
-                logits = eval_logits(self.model(batch.to(self.device)), len(batch), self.model)
+                logits = eval_logits(self.model(batch.to(self.device, dtype)), len(batch), self.model)
                 out.append((logits[:, cols] if cols is not None else logits).argmax(1).cpu())
-        finally:
-            for m, mode in modes:
-                m.training = mode
         return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
 
 

@@ -91,7 +91,7 @@ class NoisyPredictor:
 
     def _block(self, slots, params, buffers, block, cols) -> np.ndarray:
         from .._reparam import swapped
-        from ..classifier_checks import eval_logits
+        from ..classifier_checks import eval_logits, input_dtype
 
         total = None
         for index in range(self.samples):
@@ -99,7 +99,8 @@ class NoisyPredictor:
             probs = []
             for batch in block:
                 with swapped(slots, noisy, complete=True):
-                    logits = eval_logits(self.model(batch.to(self.device)), len(batch), self.model)
+                    x = batch.to(self.device, input_dtype(self.model) or torch.float32)  # the classifier's dtype
+                    logits = eval_logits(self.model(x), len(batch), self.model)
                 if cols is not None:
                     logits = logits[:, cols]
                 probs.append(torch.softmax(logits.float(), dim=1))
