@@ -112,8 +112,12 @@ class NoisyPredictor:
 def evaluate_param_noise(model: nn.Module, clean: ImageSource, c_dir=None, *,
                          etas: Sequence[float] = paper.PARAM_NOISE_ETAS, samples: int = paper.PARAM_NOISE_SAMPLES,
                          seed: int = 0, alexnet: bool = False, batch_size: int = 256,
-                         device: str | torch.device | None = None, limit: int | None = None) -> dict:
+                         device: str | torch.device | None = None, limit: int | None = None,
+                         classes: Sequence[str] | None = None) -> dict:
     """Table 4: clean error and (with a -C directory) mCE and per-corruption errors for each η.
+
+    ``classes``: the model's class names in logit order; the clean set's and the -C set's class
+    names are matched to them (as in :func:`~adaaug.protocol.evaluate.accuracy`).
 
     Returns ``{"samples": S, "seed": seed, "results": {"<η>": {"clean_error": %, "mce": %, "ce": {...}, ...}}}``
     with errors in percent; the -C entries are those of :func:`~adaaug.protocol.evaluate.evaluate_corruptions`.
@@ -124,8 +128,9 @@ def evaluate_param_noise(model: nn.Module, clean: ImageSource, c_dir=None, *,
     results = {}
     for eta in bar(list(etas), desc="parameter noise", unit="η"):
         predictor = NoisyPredictor(model, eta, samples=samples, seed=seed, batch_size=batch_size, device=device)
-        entry = {"clean_error": 100.0 - accuracy(predictor, clean)}
+        entry = {"clean_error": 100.0 - accuracy(predictor, clean, classes=classes),
+                 "clean_n": len(clean)}
         if c_dir is not None:
-            entry.update(evaluate_corruptions(predictor, c_dir, alexnet=alexnet, limit=limit))
+            entry.update(evaluate_corruptions(predictor, c_dir, alexnet=alexnet, limit=limit, classes=classes))
         results[f"{eta:g}"] = entry
     return {"samples": samples, "seed": seed, "results": results}

@@ -80,3 +80,18 @@ def test_a_wrapper_that_returns_the_logits_gives_the_plain_result(tiny_net, path
     expected = path(tiny_net)
     torch.manual_seed(0)
     assert path(Logits(WithFeatures(tiny_net))) == expected
+
+
+def test_parameter_noise_matches_the_clean_sets_classes_by_name(tiny_net):
+    """A clean set holding 2 of the model's classes, in another order: classes= maps them (as accuracy does)."""
+    from adaaug.protocol.evaluate import accuracy
+    from adaaug.protocol.param_noise import evaluate_param_noise
+
+    names = [f"c{i}" for i in range(10)]
+    rng = np.random.default_rng(0)
+    subset = ArraySource(rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8), np.arange(6) % 2, ["c7", "c2"])
+    with pytest.raises(ValueError, match="classes="):
+        evaluate_param_noise(tiny_net, subset, etas=(0.0,), samples=1)
+    result = evaluate_param_noise(tiny_net, subset, etas=(0.0,), samples=1, classes=names)["results"]["0"]
+    assert result["clean_n"] == 6
+    assert result["clean_error"] == 100.0 - accuracy(tiny_net, subset, classes=names)  # η = 0 is the model
