@@ -22,12 +22,19 @@ def range_tolerance(dtype: torch.dtype) -> float:
     return max(RANGE_TOLERANCE, torch.finfo(dtype).eps) if dtype.is_floating_point else 0.0
 
 
-def channel_hint(got: int, expected: int) -> str:
-    """What to do when images have ``got`` channels and a network takes ``expected``."""
+def channel_hint(shape: tuple[int, ...], expected: int, *, own_backbone: bool = True) -> str:
+    """What to do when images of ``shape`` (N×C×H×W) have another channel count than a network's ``expected``.
+
+    ``own_backbone``: whether a backbone of the user's may be passed instead (AdA: yes; DeepAugment: no).
+    """
+    got = shape[1]
+    if shape[-1] == expected and got != expected:
+        return (f"; they look channels-last (N×H×W×C, shape {tuple(shape)}): pass images.permute(0, 3, 1, 2) "
+                f"(or v2.ToImage per image)")
     if got == 1 and expected == 3:
-        return ("; for grayscale images repeat the channel (images.expand(-1, 3, -1, -1)) and, if the classifier "
-                "takes one channel, average the three back at its input, or pass a backbone of your own that "
-                "takes one channel")
+        return ("; for grayscale images repeat the channel (images.expand(-1, 3, -1, -1))" +
+                (" and, if the classifier takes one channel, average the three back at its input, or pass a "
+                 "backbone of your own that takes one channel" if own_backbone else ""))
     if got == 4 and expected == 3:
         return "; drop the alpha channel (images[:, :3])"
     if got == 3 and expected == 1:
@@ -51,8 +58,10 @@ def check_images(images: object, *, channels: int | None = None, multiple_of: in
     if images.dtype != torch.uint8 and not images.is_floating_point():
         raise TypeError(f"{name} must be a float tensor in [0, 1] or uint8, got dtype {images.dtype}")
     if channels is not None and images.shape[1] != channels:
-        raise ValueError(f"{name} have {images.shape[1]} channel{'s' * (images.shape[1] != 1)} but {owner} takes "
-                         f"{channels} channels{channel_hint(images.shape[1], channels)}")
+        verb = "take" if owner.startswith("backbones ") else "takes"
+        hint = channel_hint(tuple(images.shape), channels, own_backbone="DeepAugment" not in owner)
+        raise ValueError(f"{name} have {images.shape[1]} channel{'s' * (images.shape[1] != 1)} but {owner} {verb} "
+                         f"{channels} channels{hint}")
     h, w = images.shape[-2:]
     if images.shape[0] and (h % multiple_of or w % multiple_of):
         raise ValueError(f"{name} are {h}×{w}; {owner} needs H and W divisible by {multiple_of} (pad or crop them)")
@@ -68,8 +77,9 @@ def check_images(images: object, *, channels: int | None = None, multiple_of: in
         raise ValueError(f"{name} contain NaN or Inf values")
     tol = range_tolerance(images.dtype)
     if lo < -tol or hi > 1 + tol:
+        digits = 17 if images.dtype == torch.float64 else 9  # enough to tell the value from the tolerance
         raise ValueError(f"float {name} must lie in [0, 1] (up to a rounding error of {tol:.2g}), got values in "
-                         f"[{lo:.9g}, {hi:.9g}]; divide uint8 data by 255 (or pass the uint8 tensor itself), undo "
+                         f"[{lo:.{digits}g}, {hi:.{digits}g}]; divide uint8 data by 255 (or pass the uint8 tensor itself), undo "
                          f"a normalisation (adaaug models normalise inside), or clamp with {name}.clamp(0, 1)")
     return lo < 0 or hi > 1
 

@@ -97,3 +97,24 @@ def test_channel_messages_say_what_to_do(tiny_net, channels, hint):
     with pytest.raises(ValueError, match=rf"images have {channels} channels? but backbone 'unet' takes 3 channels; .*"
                                          + hint):
         ada(torch.rand(2, channels, 32, 32), torch.zeros(2, dtype=torch.long))
+
+
+def test_channels_last_and_grayscale_hints_fit_the_caller(tiny_net):
+    ada = AdversarialAugment(tiny_net, backbone="unet", weights=None, steps=1)
+    with pytest.raises(ValueError, match=r"look channels-last \(N×H×W×C, shape \(2, 32, 32, 3\)\): pass "
+                                         r"images.permute\(0, 3, 1, 2\)"):
+        ada(torch.rand(2, 32, 32, 3), torch.zeros(2, dtype=torch.long))
+    from adaaug import DeepAugment
+
+    with pytest.raises(ValueError, match=r"images have 1 channel but DeepAugment's CAE takes 3 channels; for "
+                                         r"grayscale images repeat the channel \(images.expand\(-1, 3, -1, -1\)\)$"):
+        DeepAugment("cae", weights=None)(torch.rand(2, 1, 32, 32))
+    two = AdversarialAugment(tiny_net, backbone=["unet", "cae"], weights=None, steps=1)
+    with pytest.raises(ValueError, match="backbones 'unet', 'cae' take 3 channels"):
+        two(torch.rand(2, 1, 32, 32), torch.zeros(2, dtype=torch.long))
+
+
+def test_float64_values_print_with_enough_digits():
+    x = torch.full((1, 3, 4, 4), 1 + 1.0000001e-4, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"\[1.00010000001, 1.00010000001\]"):
+        check_images(x)

@@ -279,7 +279,7 @@ class DeepAugment:
     # ---- call ------------------------------------------------------------------------------------
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Distort ``x`` (``N×3×H×W``, [0, 1] float or uint8); one independent draw per example."""
-        x = in_unit_range(x, channels=3, multiple_of=1 if self.kind == "edsr" else 4, name="x",
+        x = in_unit_range(x, channels=3, multiple_of=1 if self.kind == "edsr" else 4, name="images",
                           owner=f"DeepAugment's {self.kind.upper()}")
         g = generator if generator is not None else self.generator
         if g is not None and not isinstance(g, torch.Generator):

@@ -117,8 +117,13 @@ def num_outputs(model, source, device: str | torch.device | None = None) -> int 
     return int(eval_logits(out, len(batch), net).shape[1])
 
 
+def _shown(name: str) -> str:
+    """A class name as a message shows it: quoted when spaces or commas would hide where it starts or ends."""
+    return repr(name) if not name or name != name.strip() or "," in name or "  " in name else name
+
+
 def _names(names: Sequence[str], k: int = 5) -> str:
-    return ", ".join(names[:k]) + (f", ... ({len(names)} in all)" if len(names) > k else "")
+    return ", ".join(_shown(str(n)) for n in names[:k]) + (f", ... ({len(names)} in all)" if len(names) > k else "")
 
 
 def align(source, classes: Sequence[str] | None, *, num_outputs: int | None = None, where: str = "the set"):
