@@ -121,6 +121,11 @@ class DeepAugment:
             module = load_backbone(backbone, weights).eval().requires_grad_(False)
         elif isinstance(backbone, (EDSR, CAE)):
             module = backbone
+            dtypes = {p.dtype for p in module.parameters()}
+            if dtypes != {torch.float32}:
+                raise TypeError(f"DeepAugment distorts its backbone's weights in float32, but this "
+                                f"{type(module).__name__} holds {', '.join(sorted(map(str, dtypes)))} weights: pass "
+                                f"backbone.float() (autocast around the call still runs it in lower precision)")
         else:
             raise TypeError(f"backbone must be 'edsr', 'cae' or an EDSR/CAE module, got {type(backbone).__name__}")
         if generator is not None and not isinstance(generator, torch.Generator):

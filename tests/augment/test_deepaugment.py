@@ -215,3 +215,13 @@ def test_default_share_of_processed_samples_matches_the_reference():
     assert TrainConfig(deepaugment_data="one-copy", deepaugment_prob=0.3).deepaugment_share == 0.3
     pipe = AugmentationPipeline(torch.nn.Identity(), "deepaugment")
     assert pipe.source.prob == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_a_users_backbone_in_another_dtype_is_refused_with_the_fix(dtype):
+    from adaaug.backbones import build_backbone
+
+    module = build_backbone("cae").to(dtype)
+    with pytest.raises(TypeError, match=rf"holds {dtype} weights: pass backbone.float\(\)"):
+        DeepAugment(module)
+    assert next(module.parameters()).dtype == dtype  # the user's module is not converted behind their back
