@@ -120,6 +120,8 @@ def main() -> None:
                          "0.2.1 with it); 100 is the reference's count")
     ap.add_argument("--radii", nargs="+", default=[f"{n}:{e:g}" for n, e in RADII],
                     help="NORM:EPS pairs (default: the protocol's four), e.g. Linf:0.00392157 L2:0.5")
+    ap.add_argument("--skip", nargs="+", default=[], choices=["torchattacks", "adaaug"],
+                    help="leave an implementation out (to run the two in parallel processes)")
     ap.add_argument("--pgd-steps", type=int, default=100)
     ap.add_argument("--pgd-restarts", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1)
@@ -137,7 +139,7 @@ def main() -> None:
     rows = []
     for method in args.methods:
         impls = [f"torchattacks-{n}" for n in args.torchattacks_steps] if method == "autoattack" else ["torchattacks"]
-        impls.append("adaaug")
+        impls = [i for i in impls + ["adaaug"] if i.split("-")[0] not in args.skip]
         for norm, eps in ((r.split(":")[0], float(r.split(":")[1])) for r in args.radii):
             row = {"method": method, "norm": norm, "eps": eps, "accuracy": {}, "seconds": {}}
             for impl in impls:
@@ -148,10 +150,10 @@ def main() -> None:
                                           steps=args.pgd_steps, restarts=args.pgd_restarts)
                     times.append(time.perf_counter() - start)
                 row["accuracy"][impl], row["seconds"][impl] = accs, statistics.mean(times)
-            ours = list(row["accuracy"]["adaaug"].values())
+            ours = list(row["accuracy"].get("adaaug", {}).values())
             one = 100.0 / len(x)  # one example
             row["compare"] = {}
-            for impl in impls[:-1]:
+            for impl in impls[:-1] if ours else []:
                 theirs = list(row["accuracy"][impl].values())
                 diff = statistics.mean(ours) - statistics.mean(theirs)
                 spread = max(max(ours) - min(ours), max(theirs) - min(theirs))
