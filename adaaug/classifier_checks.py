@@ -124,8 +124,9 @@ def classifier_logits(out: Any, n: int, model: nn.Module, output_fn: Callable[[A
     if default_loss and out.shape[1] == 1:
         how = fix or ("for a binary classifier pass loss_fn= (binary cross-entropy on the one logit, e.g. "
                       "lambda z, y: F.binary_cross_entropy_with_logits(z.squeeze(1), y.float(), reduction='none'))")
-        raise ValueError(f"classifier {name} returns one output per image; cross-entropy over a single class is "
-                         f"always 0 (no gradient, argmax always 0): {how}, or return one logit per class")
+        raise ValueError(f"classifier {name} returns one output per image: its argmax is always class 0 and "
+                         f"cross-entropy over a single class is always 0 (no gradient); {how}, or return one logit "
+                         f"per class")
     if out.dim() == 0 or out.shape[0] != n:
         raise ValueError(f"classifier {name} returned shape {tuple(out.shape)} for {n} images; AdA needs one row of "
                          f"outputs per image ({n} rows)")
@@ -197,8 +198,11 @@ def evaluated(*modules: nn.Module) -> Iterator[None]:
     objects back. Cost: one copy of the buffers (BatchNorm statistics: kilobytes) each way.
     """
     modes = [(m, m.training) for module in modules for m in module.modules()]
-    tables = [(m._buffers, dict(m._buffers)) for module in modules for m in module.modules() if m._buffers]
-    buffers = list({id(b): b for _, table in tables for b in table.values() if b is not None}.values())
+    # buffer tables of plain modules (a TorchScript module's is a wrapper that cannot be replaced: its values are
+    # restored below all the same)
+    tables = [(m._buffers, dict(m._buffers)) for module in modules for m in module.modules()
+              if type(m._buffers) is dict and m._buffers]
+    buffers = list({id(b): b for module in modules for b in module.buffers()}.values())
     saved = [b.detach().clone() for b in buffers]
     try:
         for module in modules:

@@ -135,8 +135,8 @@ def test_binary_classifier_with_a_user_loss(tiny_net, batch, labels):
 
 def test_label_range_check_belongs_to_the_default_loss(tiny_net, batch):
     x, _ = batch
-    with pytest.raises(ValueError, match=r"returns one output per image; cross-entropy over a single class is "
-                                         r"always 0 .*pass loss_fn="):
+    with pytest.raises(ValueError, match=r"returns one output per image: its argmax is always class 0 and "
+                                         r"cross-entropy over a single class is always 0 .*pass loss_fn="):
         run(OneLogit(tiny_net), x, torch.tensor([0, 0, 0, 0, 0]))  # in range, yet meaningless: refused
     with pytest.raises(ValueError, match="out of range for a classifier with 10 outputs"):
         run(tiny_net, x, torch.tensor([0, 1, 10, 0, 1]))

@@ -15,7 +15,7 @@ DOCUMENTED = ["models.normalized", "models.build_classifier", "AdversarialAugmen
               "weights.export_weights", "protocol.train_config.TrainConfig", "perturb.random_init",
               "line_search.ssim", "paper.NU_EDSR_CIFAR10", "counter_rng.normals", "batch_io.unpack"]
 
-HEAVY = ("matplotlib", "torchattacks", "imagecorruptions", "scipy", "skimage", "cv2", "nbclient", "piq",
+HEAVY = ("matplotlib", "pyautoattack", "imagecorruptions", "scipy", "skimage", "cv2", "nbclient", "piq",
          "huggingface_hub", "torchvision", "torch")
 
 
@@ -43,7 +43,7 @@ def test_import_adaaug_imports_nothing_heavy():
 def test_subpackages_stay_light_too():
     # reaching a subpackage imports that package, not the optional dependencies of its siblings
     result = _run("import sys, adaaug\nadaaug.augment; adaaug.protocol\n"
-                  "print([m for m in ('matplotlib', 'torchattacks', 'imagecorruptions', 'cv2') if m in sys.modules])")
+                  "print([m for m in ('matplotlib', 'pyautoattack', 'imagecorruptions', 'cv2') if m in sys.modules])")
     assert result.stdout.strip() == "[]", result.stderr[-2000:]
 
 

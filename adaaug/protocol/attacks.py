@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import paper
-from ..classifier_checks import describe_gradient_break, eval_logits
-from ..validation import in_unit_range
+from ..classifier_checks import describe_gradient_break, eval_logits, evaluated, input_dtype
+from ..validation import check_label_range, in_unit_range
 
 NORMS = ("Linf", "L2")
 AUTOATTACK_VERSIONS = ("standard", "plus", "rand")
@@ -38,30 +38,43 @@ AUTOATTACK_ATTACKS = ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t")
 
 @contextlib.contextmanager
 def preserved_state(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode and frozen parameters inside; each module's mode and ``requires_grad`` restored after."""
-    modes = [(m, m.training) for m in model.modules()]
+    """Eval mode and frozen parameters inside; each module's mode, ``requires_grad`` and buffers restored after."""
     flags = [(p, p.requires_grad) for p in model.parameters()]
     try:
-        model.eval()
-        for p, _ in flags:
-            p.requires_grad_(False)
-        yield model
+        with evaluated(model):
+            for p, _ in flags:
+                p.requires_grad_(False)
+            yield model
     finally:
-        for m, mode in modes:
-            m.training = mode
         for p, flag in flags:
             p.requires_grad_(flag)
 
 
+def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The model's logits on float32 images ``x``, given in the model's own dtype (bf16, float64), as float32."""
+    dtype = input_dtype(model) or x.dtype
+    return eval_logits(model(x if x.dtype == dtype else x.to(dtype)), len(x), model).float()
+
+
 def _predict(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
     with torch.no_grad():
-        return torch.cat([eval_logits(model(x[i:i + batch_size]), len(x[i:i + batch_size]), model).argmax(1)
-                          for i in range(0, len(x), batch_size)])
+        return torch.cat([_logits(model, x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+
+
+def _labels(labels: object, n: int | None) -> torch.Tensor:
+    """Class-index labels as int64 (a tensor, array or list of integers ≥ 0); ``TypeError``/``ValueError`` otherwise."""
+    t = labels if isinstance(labels, torch.Tensor) else torch.as_tensor(labels)
+    if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool or t.dim() != 1:
+        raise TypeError(f"labels must be a 1-D sequence of integer class indices, got {t.dtype} of shape "
+                        f"{tuple(t.shape)}")
+    if len(t) and int(t.min()) < 0:
+        raise ValueError(f"labels must be class indices ≥ 0, got {int(t.min())}")
+    return t.long()
 
 
 def _predict_logits_size(model: nn.Module, x: torch.Tensor) -> int:
     with torch.no_grad():
-        return eval_logits(model(x), len(x), model).shape[1]
+        return _logits(model, x).shape[1]
 
 
 def pgd_fooled(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str, eps: float, steps: int,
@@ -97,7 +110,7 @@ def pgd_fooled(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str,
     for _ in range(steps):
         adv.requires_grad_(True)
         with torch.enable_grad():
-            logits = eval_logits(model(adv), n, model)
+            logits = _logits(model, adv)
             if not logits.requires_grad:
                 where = describe_gradient_break(model, adv.detach()) or "its output does not depend on the images"
                 raise RuntimeError(f"PGD needs the gradient of the classifier's loss with respect to its input "
@@ -114,7 +127,7 @@ def pgd_fooled(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str,
                 adv = x + delta
             adv = adv.clamp_(0, 1)
     with torch.no_grad():
-        fooled |= eval_logits(model(adv), n, model).argmax(1) != y
+        fooled |= _logits(model, adv).argmax(1) != y
     return fooled
 
 
@@ -129,7 +142,7 @@ def _autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str
                           "pip install 'adaaug[protocol]' (or pip install pyautoattack), or use method='pgd'") from err
 
     def logits(images: torch.Tensor) -> torch.Tensor:
-        return eval_logits(model(images), len(images), model)
+        return _logits(model, images)
 
     if attacks is None:
         attack = AutoAttack(logits, norm=norm, eps=eps, version=version, seed=seed, device=device)
@@ -185,6 +198,7 @@ def robust_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
         raise ValueError(f"attacks must name one or more of {AUTOATTACK_ATTACKS}, got {attacks!r}")
     if not eps > 0:
         raise ValueError(f"eps must be positive, got {eps}")
+    labels = _labels(labels, len(images) if isinstance(images, torch.Tensor) else None)
     if images.ndim != 4 or images.shape[1] != 3 or len(images) != len(labels):
         raise ValueError(f"expected images N×3×H×W and N labels, got {tuple(images.shape)} and "
                          f"{tuple(labels.shape)}")
@@ -193,13 +207,14 @@ def robust_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
     if steps < 1 or restarts < 1 or batch_size < 1:
         raise ValueError(f"steps, restarts and batch_size must be ≥ 1, got {steps}, {restarts}, {batch_size}")
     device = torch.device(device) if device is not None else next(model.parameters()).device
+    images = in_unit_range(images, name="images")  # a rounding error of the images' own dtype is clamped
     x = (images.float() / 255 if images.dtype == torch.uint8 else images.float()).to(device)
-    y = labels.long().to(device)
-    x = in_unit_range(x, name="images")  # rounding error outside [0, 1] is clamped, anything else refused
+    y = _labels(labels, len(images)).to(device)
     cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
     if not cuda and torch.cuda.is_available() and torch.cuda.is_initialized():
         cuda = [torch.cuda.current_device()]  # AutoAttack seeds the CUDA generator too, even for a CPU model
     with preserved_state(model), torch.random.fork_rng(devices=cuda):
+        check_label_range(int(y.max()), _predict_logits_size(model, x[:1]))  # a wrong label is a wrong number
         robust = _predict(model, x, batch_size) == y
         if method == "autoattack":
             outputs = _predict_logits_size(model, x[:1])
@@ -238,7 +253,7 @@ def evaluate_attacks(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     device = kwargs.get("device") or next(model.parameters()).device
     x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
     with preserved_state(model):
-        correct = _predict(model, x.to(device), kwargs.get("batch_size", 256)).cpu() == labels.long()
+        correct = _predict(model, x.to(device), kwargs.get("batch_size", 256)).cpu() == _labels(labels, None)
     out: dict = {"method": method, "n": int(len(images)), "clean_accuracy": 100.0 * correct.float().mean().item(),
                  "Linf": {}, "L2": {}}
     if method == "pgd":

@@ -209,3 +209,44 @@ def test_pgd_names_a_classifier_that_stops_the_gradient():
     x = torch.rand(2, 3, SIZE, SIZE)
     with pytest.raises(RuntimeError, match="PGD needs the gradient.*'fc'"):
         robust_accuracy(net, x, net(x).argmax(1), norm="Linf", eps=0.1, method="pgd", steps=1, restarts=1)
+
+
+def test_labels_the_model_does_not_have_are_refused_not_scored():
+    """A label ≥ the model's outputs would count as a miss on every image: a wrong number, so it is refused."""
+    net = _linear(3)
+    x = torch.rand(4, 3, SIZE, SIZE)
+    with pytest.raises(ValueError, match=r"label 7 is out of range for a classifier with 3 outputs"):
+        robust_accuracy(net, x, torch.tensor([0, 1, 7, 2]), norm="Linf", eps=1 / 255, method="pgd", steps=1,
+                        restarts=1)
+    with pytest.raises(ValueError, match=r"returns one output per image: its argmax is always class 0"):
+        robust_accuracy(_linear(1), x, torch.tensor([0, 1, 1, 0]), norm="Linf", eps=1 / 255, method="pgd", steps=1,
+                        restarts=1)
+    with pytest.raises(TypeError, match="integer class indices"):
+        robust_accuracy(net, x, torch.tensor([0.0, 1.0, 2.0, 0.0]), norm="Linf", eps=1 / 255, method="pgd")
+    # a list of ints is taken as labels, the same as the tensor
+    kw = dict(norm="Linf", eps=2 / 255, method="pgd", steps=3, restarts=1)
+    assert robust_accuracy(net, x, [0, 1, 2, 0], **kw) == robust_accuracy(net, x, torch.tensor([0, 1, 2, 0]), **kw)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_a_classifier_in_another_dtype_gets_its_input_in_that_dtype(dtype):
+    net = _linear(2)
+    x, y, eps, robust = _exact_case(net, "Linf")
+    exact = 100.0 * robust.float().mean().item()
+    acc = robust_accuracy(net.to(dtype), x, y, norm="Linf", eps=eps, method="pgd", steps=20, restarts=1)
+    if dtype == torch.float64:
+        assert acc == pytest.approx(exact)  # the exact case holds in float64 too
+    else:
+        assert 0 <= acc <= 100
+    assert next(net.parameters()).dtype == dtype  # the model is not converted
+
+
+def test_half_precision_images_a_rounding_error_above_one_are_clamped():
+    net = _linear(2)
+    x, y, eps, _ = _exact_case(net, "Linf")
+    half = x.half()
+    above = half.clone()
+    above[0, 0, 0, 0] = 1 + torch.finfo(torch.float16).eps
+    kw = dict(norm="Linf", eps=eps, method="pgd", steps=5, restarts=1)
+    clamped = above.clamp(0, 1)
+    assert robust_accuracy(net, above, y, **kw) == robust_accuracy(net, clamped, y, **kw)

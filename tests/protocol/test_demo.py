@@ -73,7 +73,7 @@ def test_demo_runs_on_the_core_install_alone(tmp_path):
     import sys
 
     code = ("import sys\n"
-            "for m in ('matplotlib', 'scipy', 'skimage', 'cv2', 'torchattacks'): sys.modules[m] = None\n"
+            "for m in ('matplotlib', 'scipy', 'skimage', 'cv2', 'pyautoattack'): sys.modules[m] = None\n"
             "from adaaug.cli import main\n"
             f"sys.exit(main(['demo', '--backbones', 'unet', '--steps', '1', '--images', '2', "
             f"'--out', {str(tmp_path / 'fig.png')!r}]))\n")
