@@ -39,7 +39,12 @@ class MixedSizesError(ValueError):
 
     def __init__(self, root: str | os.PathLike, shapes: list[tuple[int, ...]], hint: str) -> None:
         self.root, self.shapes = str(root), shapes
-        super().__init__(f"images under {root} have different sizes {shapes[:3]}...; {hint}")
+        super().__init__(f"images under {root} have different sizes ({self.sizes()}); {hint}")
+
+    def sizes(self, k: int = 3) -> str:
+        """A few of the sizes found, as ``W×H`` (the way image viewers and PIL give them)."""
+        shown = ", ".join(f"{s[1]}×{s[0]}" for s in self.shapes[:k])
+        return shown + (f", ... ({len(self.shapes)} sizes)" if len(self.shapes) > k else "")
 
 
 @dataclass

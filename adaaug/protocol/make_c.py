@@ -222,7 +222,7 @@ def _load(source, resize: int | None, crop: int | None, limit: int | None, seed:
         try:
             data = load_images(spec, train=False)
         except MixedSizesError as err:
-            raise ValueError(f"images under {err.root} have different sizes {err.shapes[:3]}...: pass resize=N "
+            raise ValueError(f"images under {err.root} have different sizes ({err.sizes()}): pass resize=N "
                              f"(--resize N) to resize each image's shorter side to N and keep its centre N×N "
                              f"(e.g. --resize 224; ImageNet-C: --resize 256 --crop 224)") from None
     else:

@@ -105,6 +105,7 @@ def test_mixed_sizes_point_to_resize(tmp_path, capsys):
     code = main(["make-c", str(src), str(tmp_path / "out"), "--corruptions", "contrast", "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and "different sizes" in err and "--resize N" in err and "--data-path" not in err
+    assert "(" + ", ".join(f"{w}×{h}" for h, w in sorted([(40, 50), (60, 45)])) + ")" in err  # W×H, no numpy tuples
     assert main(["make-c", str(src), str(tmp_path / "out"), "--corruptions", "contrast", "--resize", "48",
                  "--no-progress"]) == 0
     assert "chose ImageNet-C severities because the images are 48×48" in capsys.readouterr().err
