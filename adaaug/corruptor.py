@@ -20,6 +20,7 @@ from torch import nn
 from ._reparam import TensorSlots
 from .per_example import PerExampleBackbone, check_output
 from .perturb import Blocks, block_radii, default_step_size
+from .validation import check_positive
 
 
 class Corruptor:
@@ -72,3 +73,44 @@ class Corruptor:
         one call must be differentiated before the next call (the weight storage is reused).
         """
         return check_output(self.module, self._runner(x, delta, params, buffers), x).clamp(0, 1)
+
+
+def backbone_list(backbone) -> list:
+    """``backbone=`` of :class:`~adaaug.transform.AdversarialAugment` as a list of names and modules."""
+    from .backbones import PAPER_BACKBONES
+
+    if isinstance(backbone, str):
+        return list(PAPER_BACKBONES) if backbone == "all" else [backbone]
+    if isinstance(backbone, nn.Module):
+        return [backbone]
+    if isinstance(backbone, (list, tuple)) and backbone:
+        return list(backbone)
+    raise TypeError(f"backbone must be a name, an nn.Module or a non-empty list of them, got {backbone!r}")
+
+
+def make_corruptor(b, nu, step_size, step_scale, weights) -> "Corruptor":
+    """A :class:`Corruptor` for one entry of ``backbone=`` (a registered name, loaded with ``weights``, or a module)."""
+    from .backbones import backbone_spec
+    from .weights import load_backbone, missing_tag_error, weights_path
+
+    if isinstance(b, str):
+        spec = backbone_spec(b)  # ValueError listing known names
+        path = weights_path(b, weights) if weights is not None else None
+        if isinstance(weights, str) and path is None:
+            missing = missing_tag_error(b, weights)
+            if missing is not None:
+                raise missing
+        name, module, channels, multiple = b, load_backbone(b, path or weights), spec.in_channels, spec.multiple_of
+        source = "untrained" if weights is None else (path.name if path is not None else f"weights={weights!r}")
+    elif isinstance(b, nn.Module):
+        name, module, source = type(b).__name__, b, "your module"
+        channels, multiple = getattr(b, "in_channels", None), 1
+    else:
+        raise TypeError(f"each backbone must be a registered name or an nn.Module, got {type(b).__name__}")
+    nu_b = nu.get(name) if isinstance(nu, dict) else nu
+    if nu_b is None:
+        raise ValueError(f"nu has no entry for backbone {name!r}")
+    check_positive(nu_b, "nu")
+    corruptor = Corruptor(name, module, float(nu_b), step_size, step_scale, channels, multiple)
+    corruptor.weights_source = source  # for repr: which weights the backbone carries
+    return corruptor

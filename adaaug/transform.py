@@ -42,6 +42,7 @@ from .batch_io import called_by_v2_container, check_not_per_sample, unpack
 from .classifier_checks import (check_live_classifier, classifier_logits, describe, evaluated, gradient_error,
                                 input_dtype)
 from .corruptor import Corruptor as _Corruptor
+from .corruptor import backbone_list, make_corruptor
 from .line_search import pull_back
 from .perturb import Blocks, example_seeds, project_, random_init, relative_norms, sign_step_
 from .validation import check_images, check_label_range, check_labels, check_positive
@@ -173,8 +174,7 @@ class AdversarialAugment(nn.Module):
         self.steps, self.chunk_size, self.ssim_threshold = int(steps), int(chunk_size), ssim_threshold
         self.loss_fn, self.output_fn = loss_fn, output_fn
         self.generator = generator
-        self.corruptors = [self._make_corruptor(b, nu, step_size, step_scale, weights)
-                           for b in self._backbone_list(backbone)]
+        self.corruptors = [make_corruptor(b, nu, step_size, step_scale, weights) for b in backbone_list(backbone)]
 
     def __setattr__(self, name: str, value) -> None:
         if name == "model":  # used, not owned: never a registered submodule (state_dict, .to(), .train())
@@ -211,46 +211,6 @@ class AdversarialAugment(nn.Module):
                       step_scale=paper.IMAGENET_STEP_SCALE, ssim_threshold=paper.IMAGENET_SSIM_THRESHOLD,
                       chunk_size=paper.IMAGENET_NANO_BATCH, weights="imagenet")
         return cls(model, **{**kwargs, **overrides})
-
-    # ---- construction helpers -------------------------------------------------------------
-    @staticmethod
-    def _backbone_list(backbone) -> list:
-        from .backbones import PAPER_BACKBONES
-
-        if isinstance(backbone, str):
-            return list(PAPER_BACKBONES) if backbone == "all" else [backbone]
-        if isinstance(backbone, nn.Module):
-            return [backbone]
-        if isinstance(backbone, (list, tuple)) and backbone:
-            return list(backbone)
-        raise TypeError(f"backbone must be a name, an nn.Module or a non-empty list of them, got {backbone!r}")
-
-    @staticmethod
-    def _make_corruptor(b, nu, step_size, step_scale, weights) -> _Corruptor:
-        from .backbones import backbone_spec
-        from .weights import load_backbone, missing_tag_error, weights_path
-
-        if isinstance(b, str):
-            spec = backbone_spec(b)  # ValueError listing known names
-            path = weights_path(b, weights) if weights is not None else None
-            if isinstance(weights, str) and path is None:
-                missing = missing_tag_error(b, weights)
-                if missing is not None:
-                    raise missing
-            name, module, channels, multiple = b, load_backbone(b, path or weights), spec.in_channels, spec.multiple_of
-            source = "untrained" if weights is None else (path.name if path is not None else f"weights={weights!r}")
-        elif isinstance(b, nn.Module):
-            name, module, source = type(b).__name__, b, "your module"
-            channels, multiple = getattr(b, "in_channels", None), 1
-        else:
-            raise TypeError(f"each backbone must be a registered name or an nn.Module, got {type(b).__name__}")
-        nu_b = nu.get(name) if isinstance(nu, dict) else nu
-        if nu_b is None:
-            raise ValueError(f"nu has no entry for backbone {name!r}")
-        check_positive(nu_b, "nu")
-        corruptor = _Corruptor(name, module, float(nu_b), step_size, step_scale, channels, multiple)
-        corruptor.weights_source = source  # for repr: which weights the backbone carries
-        return corruptor
 
     # ---- the transform --------------------------------------------------------------------
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

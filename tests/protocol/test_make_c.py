@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from adaaug.cli import main as cli_main
 from adaaug.protocol.corruptions import ALL, BENCHMARK, EXTRA, corrupt
