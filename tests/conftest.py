@@ -34,6 +34,17 @@ class TinyNet(nn.Module):
         return self.fc(h.mean((2, 3)))
 
 
+class WithFeatures(nn.Module):
+    """Returns (logits, features), as many research classifiers do."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x), x.mean((2, 3))
+
+
 @pytest.fixture(autouse=True)
 def _single_thread():
     """One torch thread per test: the 2-core CI machine runs faster without oversubscription."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import WithFeatures
 from torch import nn
 
 from adaaug import AdversarialAugment
@@ -31,17 +32,6 @@ def assert_unchanged(model, before):
     assert all(p is q for (p, _, _), q in zip(params, model.parameters()))
     assert all(torch.equal(p, v) and p.grad is g for p, v, g in params)
     assert [m.training for m in model.modules()] == modes
-
-
-class WithFeatures(nn.Module):
-    """Returns (logits, features), as many research classifiers do."""
-
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x):
-        return self.net(x), x.mean((2, 3))
 
 
 class AsDict(WithFeatures):

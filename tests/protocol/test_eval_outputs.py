@@ -5,19 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import WithFeatures
 from torch import nn
 
 from adaaug.protocol.eval_data import ArraySource
 from adaaug.protocol.evaluate import accuracy
-
-
-class WithFeatures(nn.Module):
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x):
-        return self.net(x), x.mean((2, 3))
 
 
 class Flat(WithFeatures):
