@@ -5,11 +5,14 @@
 #   .device/COMMIT   the commit (and whether the tree had local changes), for the results.
 # Then it measures what would travel (the tree git does not ignore, plus .device/) against 64 MiB.
 #
-#   bash benchmarks/device-prepare.sh [DATA_DIR]      # DATA_DIR default: $ADAAUG_DATA, else ../shared/data
+#   bash benchmarks/device-prepare.sh DATA_DIR        # or set ADAAUG_DATA instead of passing DATA_DIR
+# DATA_DIR holds cifar10-jpeg-train.tar.gz and cifar10-jpeg-test-dev.tar.gz: CIFAR-10 as JPEG ImageFolder trees
+# (train/<class>/<n>.jpg, test/<class>/<n>.jpg) packed with tar + gzip, and a SHA256SUMS of them if you have one.
 # Run it from anywhere, on a machine that reaches the package index; rerunning it is cheap.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${1:-${ADAAUG_DATA:-../shared/data}}
+DATA=${1:-${ADAAUG_DATA:-}}
+[ -n "$DATA" ] || { echo "error: pass the folder holding the CIFAR-10 JPEG archives (DATA_DIR, or ADAAUG_DATA)"; exit 1; }
 LIMIT_MIB=64
 WHEELS=("piq==0.8.0")   # pure Python; torch and torchvision, its only needs, are on the image
 ARCHIVES=(cifar10-jpeg-train.tar.gz cifar10-jpeg-test-dev.tar.gz)
