@@ -187,8 +187,11 @@ def input_dtype(model: nn.Module) -> torch.dtype | None:
 
 
 @contextmanager
-def evaluated(*modules: nn.Module) -> Iterator[None]:
+def evaluated(*modules: nn.Module, buffers: bool = True) -> Iterator[None]:
     """Eval mode inside the block; on exit every submodule's train/eval flag and every buffer as on entry.
+
+    ``buffers=False`` restores the flags only, for modules whose forward runs on copies of their
+    buffers anyway (AdA's backbones, :mod:`adaaug.corruptor`).
 
     A forward that writes its own buffers (a counter, a cache, BatchNorm statistics after it calls
     ``self.train()``) would otherwise leave them changed. Every buffer's values are copied back through
@@ -201,9 +204,9 @@ def evaluated(*modules: nn.Module) -> Iterator[None]:
     # buffer tables of plain modules (a TorchScript module's is a wrapper that cannot be replaced: its values are
     # restored below all the same)
     tables = [(m._buffers, dict(m._buffers)) for module in modules for m in module.modules()
-              if type(m._buffers) is dict and m._buffers]
-    buffers = list({id(b): b for module in modules for b in module.buffers()}.values())
-    saved = [b.detach().clone() for b in buffers]
+              if buffers and type(m._buffers) is dict and m._buffers]
+    kept = list({id(b): b for module in modules for b in module.buffers()}.values()) if buffers else []
+    saved = [b.detach().clone() for b in kept]
     try:
         for module in modules:
             module.eval()
@@ -216,5 +219,5 @@ def evaluated(*modules: nn.Module) -> Iterator[None]:
                 del table[key]
             table.update(original)
         with torch.no_grad():
-            for b, value in zip(buffers, saved):
+            for b, value in zip(kept, saved):
                 b.data.copy_(value)

@@ -350,7 +350,7 @@ class AdversarialAugment(nn.Module):
         names = [""] * n
         norms: dict[str, torch.Tensor] = {}
         # eval mode inside (the class docstring says why); modes and buffers as found afterwards
-        with evaluated(self.model, *(c.module for c in self.corruptors)):
+        with evaluated(self.model), evaluated(*(c.module for c in self.corruptors), buffers=False):
             for c, share in zip(self.corruptors, self._assign(n, generator)):
                 if not len(share):
                     continue
