@@ -2,15 +2,16 @@
 
 ``import adaaug`` is light (it imports neither torch nor any optional dependency):
 the public names below and the subpackages (``adaaug.models``, ``adaaug.backbones``,
-``adaaug.weights``, ``adaaug.augment``, ``adaaug.protocol``, ...) load on first use, so
-``import adaaug; adaaug.models.normalized(net)`` works without importing ``adaaug.models``.
+``adaaug.weights``, ``adaaug.augment``, ``adaaug.corruptions``, ``adaaug.evaluate``, ``adaaug.train``,
+...) load on first use, so ``import adaaug; adaaug.models.normalized(net)`` works without importing
+``adaaug.models``. The package map and its one-way layers are in the design notes (docs/design.md).
 """
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING
 
-__version__ = "0.2.1"
+__version__ = "0.3.0"
 
 _EXPORTS = {
     "AdversarialAugment": "adaaug.transform",
@@ -27,8 +28,11 @@ _EXPORTS = {
 }
 
 #: Submodules reachable as attributes after ``import adaaug`` alone (imported on first access).
-SUBMODULES = ("augment", "backbones", "batch_io", "cli", "counter_rng", "line_search", "models", "paper",
-              "perturb", "protocol", "transform", "validation", "weights")
+SUBMODULES = ("augment", "backbones", "batch_io", "cli", "corruptions", "counter_rng", "data", "evaluate",
+              "experiments", "line_search", "models", "paper", "perturb", "runtime", "train", "transform",
+              "validation", "weights")
+#: Reachable as attributes but not listed by ``dir(adaaug)``: deprecated aliases (removed in 0.4.0).
+DEPRECATED = ("protocol",)
 
 __all__ = sorted(_EXPORTS)
 
@@ -36,7 +40,7 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str):
     if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    elif name in SUBMODULES:
+    elif name in SUBMODULES or name in DEPRECATED:
         value = importlib.import_module(f"{__name__}.{name}")
     else:
         raise AttributeError(f"module 'adaaug' has no attribute {name!r}")

@@ -1,6 +1,7 @@
 """Every constant of the AdA paper (Calian et al., ICLR 2022) that adaaug uses, in one place.
 
-Section references are to the paper (``shared/docs/paper-adversarial-augment.txt``).
+Section references are to the paper (Calian et al., "Defending against image corruptions through
+adversarial augmentations", ICLR 2022).
 """
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ AUGMIX_SOLARIZE_MAX = 256            # threshold 256 − int(level · 256 / 10),
 AUGMIX_ENHANCE_MAX = 1.8             # enhance factor = level · 1.8 / 10 + 0.1 (all_ops only)
 AUGMIX_ENHANCE_MIN = 0.1
 
-# DeepAugment (Hendrycks et al., ICCV 2021; shared/docs/deepaugment.md) ----------------
+# DeepAugment (Hendrycks et al., ICCV 2021, "The Many Faces of Robustness") ----------------
 # Chance of drawing a DeepAugment-processed sample instead of the clean one (App. E.5: "as
 # in Hendrycks et al."). The reference trains on the concatenation of the clean set and its
 # processed copies (EDSR and CAE), so with k copies a sample is processed k/(k + 1) of the

@@ -32,7 +32,7 @@ from adaaug import AdversarialAugment
 from adaaug.backbones import build_backbone
 from adaaug.models import build_classifier
 from adaaug.line_search import ssim_line_search
-from adaaug.protocol.bench import median_time as timed
+from adaaug.experiments.bench_measure import median_time as timed
 from adaaug.perturb import example_seeds, project_, random_init, sign_step_
 
 

@@ -1,7 +1,7 @@
 """Robust accuracy: the reference AutoAttack and adaaug's PGD against torchattacks' ports, seed by seed.
 
 ``adaaug eval --attacks`` used torchattacks (``AutoAttack`` and ``PGD``/``PGDL2``) up to 0.2.1; it now
-runs the authors' AutoAttack (``pyautoattack``) and its own PGD (:func:`adaaug.protocol.attacks.pgd_fooled`).
+runs the authors' AutoAttack (``pyautoattack``) and its own PGD (:func:`adaaug.evaluate.attacks.pgd_fooled`).
 This script measures both on the packaged ResNet-20 and a class-balanced slice of CIFAR-10 test images,
 at the protocol's radii (ℓ∞ 1/255, 2/255; ℓ2 0.5, 1.0), with several seeds per implementation, so that a
 difference between implementations can be set against the spread between seeds of the same one.
@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from adaaug.protocol.attacks import preserved_state, robust_accuracy
+from adaaug.evaluate.attacks import preserved_state, robust_accuracy
 from adaaug.weights import load_classifier
 
 RADII = (("Linf", 1 / 255), ("Linf", 2 / 255), ("L2", 0.5), ("L2", 1.0))

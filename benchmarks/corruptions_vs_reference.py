@@ -8,7 +8,7 @@ global RNG, same seed) the largest and mean |adaaug − reference| in grey level
 two; and, with independent draws (4 seeds), the mean distortion |corrupted − clean| of each, whose ratio
 is what matters where the algorithms differ (impulse noise draws from an unseeded generator in the
 reference; elastic transform, frost and snow depart from make_imagenet_c.py there, see
-``adaaug.protocol.corruptions``).
+``adaaug.corruptions``).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "protocol"))
 from _corruption_reference import psnr, run_ours, run_reference, smooth_images  # noqa: E402
 
-from adaaug.protocol.corruptions import ALL, corrupt  # noqa: E402
+from adaaug.corruptions import ALL, corrupt  # noqa: E402
 
 
 def main() -> None:

@@ -167,7 +167,7 @@ def main() -> None:
     if not args.data:
         p.error("--data is required unless --render-only")
     torch.set_num_threads(args.threads)
-    from adaaug.protocol.data import load_images
+    from adaaug.data.images import load_images
 
     data = load_images(args.data).subset(args.images, args.seed)
     x, y = data.images.float().div(255), data.labels

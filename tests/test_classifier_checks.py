@@ -289,9 +289,9 @@ def _buffers(model):
 
 
 def test_buffers_a_forward_writes_are_restored_on_every_path(batch):
-    from adaaug.protocol.eval_data import ArraySource
-    from adaaug.protocol.evaluate import accuracy
-    from adaaug.protocol.param_noise import NoisyPredictor
+    from adaaug.evaluate.sets import ArraySource
+    from adaaug.evaluate.metrics import accuracy
+    from adaaug.evaluate.param_noise import NoisyPredictor
 
     x, y = batch
     source = ArraySource((x.permute(0, 2, 3, 1) * 255).byte().numpy(), y.numpy())

@@ -137,7 +137,7 @@ def test_missing_optional_package_is_one_line_with_the_install_hint(capsys, tmp_
 
 
 def test_eval_progress_bar_over_corruption_sets(capsys, tmp_path):
-    from adaaug.protocol.make_c import make_c
+    from adaaug.corruptions.dataset import make_c
 
     src = _tiny_folder(tmp_path / "src")
     make_c(str(src), tmp_path / "c", corruptions=["contrast", "fog"], verbose=False)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from adaaug.protocol.data import load_image_folder
+from adaaug.data.images import load_image_folder
 
 
 def test_generated_sets_have_the_cifar_layout_and_separable_classes(cifar_train_subset, cifar_dev_subset):

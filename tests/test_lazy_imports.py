@@ -12,7 +12,7 @@ import adaaug
 DOCUMENTED = ["models.normalized", "models.build_classifier", "AdversarialAugment", "AdAInfo", "load_backbone",
               "load_classifier", "register_backbone", "available_backbones", "build_backbone", "ssim_line_search",
               "AugMix", "DeepAugment", "jsd_loss", "augment.compose.AugmentationPipeline", "backbones.EDSR",
-              "weights.export_weights", "protocol.train_config.TrainConfig", "perturb.random_init",
+              "weights.export_weights", "train.config.TrainConfig", "perturb.random_init",
               "line_search.ssim", "paper.NU_EDSR_CIFAR10", "counter_rng.normals", "batch_io.unpack"]
 
 HEAVY = ("matplotlib", "pyautoattack", "imagecorruptions", "scipy", "skimage", "cv2", "nbclient", "piq",
@@ -42,7 +42,8 @@ def test_import_adaaug_imports_nothing_heavy():
 
 def test_subpackages_stay_light_too():
     # reaching a subpackage imports that package, not the optional dependencies of its siblings
-    result = _run("import sys, adaaug\nadaaug.augment; adaaug.protocol\n"
+    result = _run("import sys, adaaug\n"
+                  "adaaug.augment; adaaug.corruptions; adaaug.evaluate; adaaug.train; adaaug.data; adaaug.runtime\n"
                   "print([m for m in ('matplotlib', 'pyautoattack', 'imagecorruptions', 'cv2') if m in sys.modules])")
     assert result.stdout.strip() == "[]", result.stderr[-2000:]
 
@@ -52,4 +53,7 @@ def test_unknown_names_still_raise():
         adaaug.nope
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         adaaug.protocol.nope
+    for package in (adaaug.corruptions, adaaug.evaluate, adaaug.train, adaaug.data, adaaug.runtime):
+        with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+            package.nope
     assert "models" in dir(adaaug) and "AdversarialAugment" in dir(adaaug)

@@ -83,7 +83,7 @@ def test_wheel_carries_license_typing_marker_and_textures(tmp_path):
     assert "Apache License" in license_text and "Version 2.0" in license_text
     assert license_text == (REPO / "LICENSE").read_text()
     assert "adaaug/py.typed" in names
-    frost = {n.rsplit("/", 1)[1] for n in names if n.startswith("adaaug/protocol/frost/")}
+    frost = {n.rsplit("/", 1)[1] for n in names if n.startswith("adaaug/corruptions/frost/")}
     assert frost == {"frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg", "frost6.jpg", "README.md"}
     assert "License-Expression: Apache-2.0" in meta and "Author: " in meta and "Project-URL: " in meta
     requirements = [line for line in meta.splitlines() if line.startswith("Requires-Dist:")]

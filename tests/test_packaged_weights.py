@@ -58,7 +58,7 @@ def test_installed_package_carries_the_weights(tmp_path):
 def _delta0_ssim(name: str) -> float:
     """Mean SSIM(x, c_φ(x)) of the packaged backbone with δ = 0 on the 10 bundled sample images."""
     from adaaug.line_search import ssim
-    from adaaug.protocol.demo import load_samples
+    from adaaug.experiments.demo import load_samples
 
     x, _, _ = load_samples()
     with torch.no_grad():

@@ -187,8 +187,8 @@ def test_untied_twin_differs_so_the_tied_reference_is_not_trivially_met():
 
 # ---- NoisyPredictor ------------------------------------------------------------------------------
 def test_param_noise_on_a_tied_model_equals_a_hand_made_noisy_copy_and_leaves_it_as_found():
-    from adaaug.protocol.eval_data import ArraySource
-    from adaaug.protocol.param_noise import NoisyPredictor
+    from adaaug.evaluate.sets import ArraySource
+    from adaaug.evaluate.param_noise import NoisyPredictor
 
     torch.manual_seed(0)
     model = TiedClassifier()
@@ -304,8 +304,8 @@ def test_deepaugment_on_a_tied_user_backbone_leaves_it_as_found():
 
 
 def test_param_noise_names_a_classifier_that_returns_no_logits_and_leaves_it_as_found():
-    from adaaug.protocol.eval_data import ArraySource
-    from adaaug.protocol.param_noise import NoisyPredictor
+    from adaaug.evaluate.sets import ArraySource
+    from adaaug.evaluate.param_noise import NoisyPredictor
 
     class Pair(TiedClassifier):
         def forward(self, x):
@@ -376,8 +376,8 @@ def test_a_backbone_with_a_derived_weight_is_left_as_found_and_computed_per_exam
 
 def test_a_forward_that_writes_into_buffers_or_caches_tensors_does_not_reach_the_users_module():
     import adaaug
-    from adaaug.protocol.eval_data import ArraySource
-    from adaaug.protocol.param_noise import NoisyPredictor
+    from adaaug.evaluate.sets import ArraySource
+    from adaaug.evaluate.param_noise import NoisyPredictor
 
     class Counting(TiedBackbone):
         def __init__(self):
@@ -461,8 +461,8 @@ def test_torchscript_modules_are_refused_with_the_fix(tiny_net):
     from torch import nn
 
     from adaaug import AdversarialAugment
-    from adaaug.protocol.param_noise import NoisyPredictor
-    from adaaug.protocol.eval_data import ArraySource
+    from adaaug.evaluate.param_noise import NoisyPredictor
+    from adaaug.evaluate.sets import ArraySource
 
     scripted = torch.jit.script(tiny_net)
     source = ArraySource(np.zeros((2, 32, 32, 3), np.uint8), np.array([0, 1]))

@@ -46,7 +46,7 @@ def pipeline_run(net, x):
 
 
 def attack_run(net, x):
-    from adaaug.protocol.attacks import robust_accuracy
+    from adaaug.evaluate.attacks import robust_accuracy
 
     return torch.tensor(robust_accuracy(net, x, torch.arange(4), norm="Linf", eps=8 / 255, method="pgd", steps=2,
                                         restarts=1))

@@ -1,7 +1,7 @@
 """DeepAugment (Hendrycks et al., ICCV 2021), batched, one independent draw per example.
 
 An image is passed through an image-to-image network (EDSR or the CAE) whose weights
-and activations are distorted at random (``shared/docs/deepaugment.md``; used by the
+and activations are distorted at random (Hendrycks et al., "The Many Faces of Robustness"; used by the
 AdA paper as a pre-processed copy of the training set, App. E.5):
 
 * **weight distortions**: ``num_ops`` operations per example (3 for EDSR, 1 for the

@@ -1,6 +1,4 @@
-"""DeepAugment's distortion operations (Hendrycks et al., ICCV 2021), batched over examples.
-
-Reimplemented from the description in ``shared/docs/deepaugment.md``. Three kinds:
+"""DeepAugment's distortion operations (Hendrycks et al., ICCV 2021), batched over examples. Three kinds:
 
 * **Weight primitives** (:data:`PRIMITIVES`): ``prim(w, b, g) -> (w, b)`` on a stack of
   one conv layer's kernels ``w: m×O×I×k×k`` and biases ``b: m×O`` (one row per example,
@@ -17,7 +15,7 @@ Random numbers come from a ``torch.Generator`` (``None``: torch's global RNG), d
 the generator's device and moved to the data's device, so CPU draws are reproducible
 on any device. All constants live in :mod:`adaaug.paper`.
 
-Departures from the reference scripts (defects listed in ``deepaugment.md``): the
+Departures from the authors' reference scripts (where those have defects): the
 multiplicative noise is ``W·(1 + s·ε)`` with ε ~ U(−1, 1), symmetric around 1; skipped
 residual blocks are skipped in a chain (handled by the caller); biases are only ever
 taken from biases.

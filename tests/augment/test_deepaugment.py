@@ -204,7 +204,7 @@ def test_default_share_of_processed_samples_matches_the_reference():
 
     from adaaug import paper
     from adaaug.augment.compose import AugmentationPipeline
-    from adaaug.protocol.train_config import TrainConfig
+    from adaaug.train.config import TrainConfig
 
     for k in (1, 2, 3):  # enumerate one clean set of 6 images and k processed copies of it
         pool = [False] * 6 + [True] * (6 * k)

@@ -1,0 +1,147 @@
+"""The ``adaaug`` command line: ``adaaug <command> --help`` for each command.
+
+Commands are imported lazily so ``adaaug --help`` stays fast. A user's mistake (a missing
+file, an unknown name, a bad value) ends a command with ONE line on stderr,
+``adaaug <command>: error: <what is wrong>``, and exit status 2: commands raise
+:class:`UsageError` (or ``ValueError`` / ``FileNotFoundError`` while checking their
+arguments) and :func:`main` prints it. ``ADAAUG_DEBUG=1`` shows the traceback instead.
+
+Each command lives in the subpackage of what it does (``_COMMANDS`` maps a name to its module, which
+defines ``add_arguments(parser)`` and ``main(args)``); ``publish-weights`` is :mod:`adaaug.cli.publish`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from typing import Callable, NoReturn
+
+from ..runtime.errors import UsageError
+
+_COMMANDS: dict[str, tuple[str, str]] = {
+    # name: (module defining add_arguments(parser) and main(args), one-line help)
+    "demo": ("adaaug.experiments.demo", "run AdA with every packaged backbone on bundled images; writes a figure"),
+    "train": ("adaaug.train.loop", "train a classifier (nominal, AdA, AugMix, DeepAugment, ...)"),
+    "eval": ("adaaug.evaluate.command", "evaluate a classifier: clean, -C mCE, attacks, parameter noise"),
+    "make-c": ("adaaug.corruptions.dataset", "write a CIFAR-10-C-format corruption set from an image set"),
+    "mini-protocol": ("adaaug.experiments.mini", "small-scale protocol: nominal vs AdA vs AugMix, clean + -C table"),
+    "finetune": ("adaaug.experiments.finetune",
+                 "fine-tune the packaged ResNet-20 per method and seed: clean error and mCE with their noise"),
+    "train-backbone": ("adaaug.train.backbone_command", "train a corruption network (App. E.6) and export it to weights/"),
+    "deepaugment-data": ("adaaug.train.deepaugment_data",
+                         "write a DeepAugment-processed copy of an ImageFolder dataset"),
+    "gpu-compare": ("adaaug.experiments.gpu_compare",
+                    "CIFAR-10 comparison on a GPU in minutes: nominal, AdA, AugMix, AdA + AugMix (ResNet-9)"),
+    "bench": ("adaaug.experiments.bench", "time an AdA step against its floor; memory against chunk_size"),
+    "publish-weights": ("adaaug.cli.publish", "maintainers: upload weights/ to a Hugging Face Hub repo"),
+}
+
+# commands that get ``--progress/--no-progress`` here (``train`` defines its own; ``publish-weights`` is quick)
+_PROGRESS = ("demo", "make-c", "eval", "deepaugment-data", "mini-protocol", "finetune", "bench", "train-backbone",
+             "gpu-compare")
+
+
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line on stderr (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _shows_default(text: str) -> bool:
+    return "default" in text.lower() or bool(re.search(r"\[[^\]]*\]\s*\)?\s*$", text))
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to an option's help unless the help already states its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (default is None or default is False or default is argparse.SUPPRESS or not action.option_strings
+                or _shows_default(text) or isinstance(action, argparse._HelpAction)):
+            return text
+        if isinstance(default, (list, tuple)):
+            default = " ".join(str(v) for v in default)
+        return f"{text} (default: {str(default).replace('%', '%%')})"
+
+
+def _lookup(name: str) -> tuple[Callable, Callable]:
+    module_name, _ = _COMMANDS[name]
+    import importlib
+
+    module = importlib.import_module(module_name)
+    return module.add_arguments, module.main
+
+
+def command_parser(name: str, sub: argparse._SubParsersAction | None = None) -> argparse.ArgumentParser:
+    """The full parser of command ``name`` (as ``adaaug <name> --help`` shows it)."""
+    help_text = _COMMANDS[name][1]
+    if sub is None:
+        p = _Parser(prog=f"adaaug {name}", description=help_text, formatter_class=_HelpFormatter)
+    else:
+        p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=_HelpFormatter)
+    add_arguments, _ = _lookup(name)
+    add_arguments(p)
+    if name in _PROGRESS:
+        p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                       help="progress bars on stderr")
+    return p
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return f"adaaug {__version__}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``adaaug <command> ...``; returns the exit status (0 ok, 2 a user's mistake)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _Parser(prog="adaaug", description="AdversarialAugment (Calian et al., ICLR 2022)")
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="command", parser_class=_Parser)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for name, (_, help_text) in _COMMANDS.items():
+        if name == chosen:
+            command_parser(name, sub)
+        else:
+            sub.add_parser(name, help=help_text, description=help_text)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:
+        return int(stop.code or 0) if not isinstance(stop.code, str) else 2
+    if args.command is None:
+        parser.print_help()
+        return 2
+    _, run = _lookup(args.command)
+    previous = os.environ.get("ADAAUG_PROGRESS")
+    if hasattr(args, "progress"):
+        os.environ["ADAAUG_PROGRESS"] = "1" if args.progress else "0"
+    try:
+        if isinstance(getattr(args, "device", None), str):  # every command's --device, before any work
+            from ..runtime.devices import check_device
+
+            check_device(args.device)
+        return int(run(args) or 0)
+    except (UsageError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
+            ModuleNotFoundError) as err:
+        if os.environ.get("ADAAUG_DEBUG") == "1":
+            raise
+        message = " ".join(str(err).split()) or type(err).__name__
+        if isinstance(err, ModuleNotFoundError) and "pip install" not in message:
+            message += ' (the protocol commands need the extra: pip install "adaaug[protocol]")'
+        print(f"adaaug {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    finally:
+        if previous is None:
+            os.environ.pop("ADAAUG_PROGRESS", None)
+        else:
+            os.environ["ADAAUG_PROGRESS"] = previous
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""Image data for the protocol: ImageFolder directories or torchvision's CIFAR10, as uint8 tensors.
+
+Small datasets (CIFAR-10: 50,000 × 3×32×32 = 150 MB as uint8) are decoded once into
+memory; augmentation then runs batched on tensors. Decoded folders are cached outside
+the data (:mod:`adaaug.data.cache`). Large trees (ImageNet) are streamed instead
+(:mod:`adaaug.train.sources`), decoding with the same :func:`decode_image`.
+
+Supported specs: an ImageFolder tree ``<root>/<class>/<image>`` and ``cifar10:<root>``
+(``torchvision.datasets.CIFAR10``; ``download=True`` fetches it).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+SKIP_HINT = "pass --skip-bad-images to skip unreadable files"
+
+
+class BadImageError(ValueError):
+    """An image file that cannot be decoded (truncated, corrupt, not an image); names the file."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        self.path, self.reason = str(path), reason
+        super().__init__(f"cannot read image {path} ({reason}); the file is truncated or not an image: "
+                         f"replace or delete it, or {SKIP_HINT}")
+
+
+class MixedSizesError(ValueError):
+    """Images of different sizes under one folder, which cannot be stacked; ``root`` and ``shapes`` (a few
+    ``H×W×3`` shapes found) let a command name its own way out."""
+
+    def __init__(self, root: str | os.PathLike, shapes: list[tuple[int, ...]], hint: str) -> None:
+        self.root, self.shapes = str(root), shapes
+        super().__init__(f"images under {root} have different sizes ({self.sizes()}); {hint}")
+
+    def sizes(self, k: int = 3) -> str:
+        """A few of the sizes found, as ``W×H`` (the way image viewers and PIL give them)."""
+        shown = ", ".join(f"{s[1]}×{s[0]}" for s in self.shapes[:k])
+        return shown + (f", ... ({len(self.shapes)} sizes)" if len(self.shapes) > k else "")
+
+
+@dataclass
+class ImageSet:
+    """Images as ``uint8`` ``N×3×H×W`` with ``int64`` labels ``N`` and class names.
+
+    ``skipped``: unreadable files left out when loading (``skip_bad=True``).
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    skipped: int = 0
+
+    def __len__(self) -> int:
+        return int(self.labels.numel())
+
+    def subset(self, n: int | None, seed: int = 0) -> "ImageSet":
+        """A class-balanced-by-chance random subset of ``n`` examples (all if ``n`` is None)."""
+        if n is None or n >= len(self):
+            return self
+        idx = subset_indices(len(self), n, seed)
+        return ImageSet(self.images[idx], self.labels[idx], self.classes, self.skipped)
+
+
+def subset_indices(total: int, n: int | None, seed: int = 0) -> torch.Tensor:
+    """Sorted indices of the random ``n``-subset of ``range(total)`` used by :meth:`ImageSet.subset` (all if None)."""
+    if n is None or n >= total:
+        return torch.arange(total)
+    g = torch.Generator().manual_seed(seed)
+    return torch.randperm(total, generator=g)[:n].sort().values
+
+
+def list_image_folder(root: str | os.PathLike) -> tuple[list[Path], list[int], list[str]]:
+    """``(files, labels, classes)`` of an ImageFolder tree: classes sorted, files sorted within a class.
+
+    Raises ``ValueError`` when ``root`` has no class sub-directories or no image files
+    (suffixes :data:`IMAGE_SUFFIXES`, any case).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"data directory {root} does not exist")
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+    if not classes:
+        raise ValueError(f"{root} has no class sub-directories; expected the ImageFolder layout <root>/<class>/<image>")
+    files, labels = [], []
+    for label, cls in enumerate(classes):
+        found = sorted(f for f in (root / cls).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+        files += found
+        labels += [label] * len(found)
+    if not files:
+        raise ValueError(f"no images found under {root} (expected {', '.join(sorted(IMAGE_SUFFIXES))} files "
+                         f"in <root>/<class>/)")
+    return files, labels, classes
+
+
+def decode_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode one image file fully to uint8 ``H×W×3`` RGB; :class:`BadImageError` names a file that cannot be read."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.array(im.convert("RGB"))  # a writable copy
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:  # truncated, corrupt, not an image
+        raise BadImageError(path, str(err) or type(err).__name__) from None
+
+
+def _decode_folder(root: Path, files: list[Path], labels: list[int], classes: list[str],
+                   skip_bad: bool) -> tuple[ImageSet, list[str]]:
+    arrays, kept, skipped = [], [], []
+    for f, label in zip(files, labels):
+        try:
+            arrays.append(decode_image(f))
+        except BadImageError:
+            if not skip_bad:
+                raise
+            skipped.append(str(f.relative_to(root)))
+            continue
+        kept.append(label)
+    if not arrays:
+        raise ValueError(f"no readable images under {root} ({len(skipped)} unreadable)")
+    shapes = {a.shape for a in arrays}
+    if len(shapes) != 1:
+        raise MixedSizesError(root, sorted(shapes), "resize them to one size first, or, to train on them, "
+                              "stream them (adaaug train --data-path stream)")
+    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    return ImageSet(images, torch.tensor(kept, dtype=torch.int64), classes, len(skipped)), skipped
+
+
+def report_skipped(root: str | os.PathLike, skipped: list[str]) -> None:
+    """One line on stderr: how many unreadable images were skipped under ``root`` (the first few named)."""
+    if skipped:
+        names = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+        print(f"warning: skipped {len(skipped)} unreadable image(s) under {root}: {names}", file=sys.stderr)
+
+
+def load_image_folder(root: str | os.PathLike, cache: bool = True, skip_bad: bool = False) -> ImageSet:
+    """Decode an ImageFolder tree of same-sized images into memory.
+
+    Args:
+        root: ``<root>/<class>/<image>``; classes are the sorted sub-directory names.
+        cache: keep the decoded arrays in the cache directory (:mod:`adaaug.data.cache`;
+            never in ``root``), keyed to the file list, sizes and modification times.
+        skip_bad: skip files that cannot be decoded (their count and first names go to stderr)
+            instead of raising :class:`BadImageError`.
+    """
+    from . import cache as cache_mod
+
+    root = Path(root)
+    files, labels, classes = list_image_folder(root)
+    entry = cache_mod.entry_path(root, cache_mod.folder_key(root, files)) if cache else None
+    hit = cache_mod.load_entry(entry)
+    if hit is not None:
+        skipped = [str(s) for s in hit["skipped"]]
+        if skipped and not skip_bad:
+            raise BadImageError(root / skipped[0], f"and {len(skipped) - 1} more" if len(skipped) > 1
+                                else "unreadable")
+        report_skipped(root, skipped)
+        return ImageSet(torch.from_numpy(hit["images"]), torch.from_numpy(hit["labels"]),
+                        [str(c) for c in hit["classes"]], len(skipped))
+    data, skipped = _decode_folder(root, files, labels, classes, skip_bad)
+    report_skipped(root, skipped)
+    cache_mod.save_entry(entry, images=data.images.numpy(), labels=data.labels.numpy(),
+                         classes=np.array(data.classes), skipped=np.array(skipped, dtype=str))
+    return data
+
+
+def load_cifar10(root: str | os.PathLike, train: bool, download: bool = False) -> ImageSet:
+    """torchvision's CIFAR10 (``download=True`` fetches it) as an :class:`ImageSet`."""
+    from torchvision.datasets import CIFAR10
+
+    ds = CIFAR10(str(root), train=train, download=download)
+    images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
+    return ImageSet(images, torch.tensor(ds.targets, dtype=torch.int64), list(ds.classes))
+
+
+def load_images(spec: str, train: bool = True, download: bool = False, skip_bad: bool = False) -> ImageSet:
+    """Load a dataset named by ``spec`` into memory.
+
+    ``spec`` is either an ImageFolder directory, or ``cifar10:<root>`` for torchvision's
+    CIFAR10 stored (or downloaded, with ``download``) under ``<root>``. ``skip_bad``: see
+    :func:`load_image_folder`.
+    """
+    if spec.startswith("cifar10:"):
+        return load_cifar10(spec.split(":", 1)[1], train=train, download=download)
+    return load_image_folder(spec, skip_bad=skip_bad)
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 ``N×C×H×W`` → float32 in [0, 1]."""
+    return images.float().div_(255)
+
+
+def iterate_batches(n: int, batch_size: int, shuffle: bool, generator: torch.Generator | None = None,
+                    drop_last: bool = False):
+    """Yield index tensors of size ``batch_size`` covering ``range(n)``."""
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        yield order[start:start + batch_size]

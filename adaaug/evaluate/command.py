@@ -1,0 +1,174 @@
+"""``adaaug eval``: load a classifier, then score it clean, on -C sets, shifts, ℓp attacks and parameter noise.
+
+:func:`load_model` / :func:`load_model_and_classes` read a checkpoint or a packaged classifier;
+:func:`main` runs the command (options in :mod:`adaaug.evaluate.options`) and writes the JSON and
+Markdown report (:mod:`adaaug.evaluate.report`). The measures themselves are in
+:mod:`adaaug.evaluate.metrics`, :mod:`adaaug.evaluate.attacks` and :mod:`adaaug.evaluate.param_noise`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .labels import CIFAR10_CLASSES, align, check_class_list, checkpoint_classes, num_outputs, read_class_list
+from .metrics import _hits, as_predictor, evaluate_corruptions, evaluate_shift
+from .options import add_arguments, check_paths
+from .report import markdown_report
+from .sets import CorruptionDir, open_image_set
+
+__all__ = ["CLASSIFIER_ARCHS", "load_model", "load_model_and_classes", "add_arguments", "main"]
+
+
+CLASSIFIER_ARCHS = ("resnet20", "preact_resnet50", "resnet50")
+
+
+def _check_packaged_classifier(name: str, tag: str) -> None:
+    """``ValueError`` naming the packaged classifiers when ``name``/``tag`` is not one of them."""
+    from ..weights import read_manifest
+
+    files = read_manifest().get("files", {})
+    packaged = [f"{n}:{t}" for n in CLASSIFIER_ARCHS for t in files.get(n, {})]
+    if name not in CLASSIFIER_ARCHS or tag not in files.get(name, {}):
+        raise ValueError(f"--weights {name}:{tag} is not a packaged classifier; packaged: "
+                         f"{', '.join(packaged) or 'none'} (a trained model of your own: --checkpoint FILE)")
+
+
+def load_model(arch: str | None = None, *, checkpoint: str | os.PathLike | None = None, weights: str | None = None,
+               num_classes: int | None = None, normalize: str | None = None) -> nn.Module:
+    """A classifier on [0, 1] images, eval mode.
+
+    ``checkpoint``: a safetensors ``state_dict`` (``adaaug.weights.export_weights``, ``adaaug train``'s
+    ``final.safetensors``; its metadata fills ``arch``/``num_classes``/``normalize`` left as None), or a
+    ``torch.save`` dict ``{"model": state_dict, ...}`` / a bare ``state_dict``, read with
+    ``weights_only=True``. ``weights``: a packaged classifier ``NAME[:TAG]`` (``adaaug.weights.load_classifier``).
+    The class names a checkpoint records: :func:`load_model_and_classes`.
+    """
+    return load_model_and_classes(arch, checkpoint=checkpoint, weights=weights, num_classes=num_classes,
+                                  normalize=normalize)[0]
+
+
+def load_model_and_classes(arch: str | None = None, *, checkpoint: str | os.PathLike | None = None,
+                           weights: str | None = None, num_classes: int | None = None,
+                           normalize: str | None = None) -> tuple[nn.Module, list[str] | None]:
+    """:func:`load_model` and the class names in logit order the checkpoint records (``adaaug train``
+    writes them into ``final.safetensors``; a ``torch.save`` dict may hold a ``"classes"`` list; the packaged
+    ``cifar10`` classifiers have CIFAR-10's), else None."""
+    from ..models import build_classifier
+    from ..weights import load_classifier
+
+    if (checkpoint is None) == (weights is None):
+        raise ValueError("give exactly one of checkpoint and weights")
+    if weights is not None:
+        name, _, tag = weights.partition(":")
+        _check_packaged_classifier(name, tag or "cifar10")
+        if arch is not None and arch != name:
+            raise ValueError(f"--weights {weights} is a {name}, but arch {arch!r} was requested")
+        tag = tag or "cifar10"
+        return load_classifier(name, tag), list(CIFAR10_CLASSES) if tag == "cifar10" else None
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    meta: dict = {}
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        state = load_file(str(path))
+    else:
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise ValueError(f"cannot read {path} as a torch checkpoint ({type(err).__name__}: {err})") from err
+        state = obj.get("model", obj.get("state_dict", obj)) if isinstance(obj, dict) else None
+        if isinstance(obj, dict) and isinstance(obj.get("classes"), (list, tuple)):
+            meta = {"classes": list(obj["classes"])}
+            state = {k: v for k, v in state.items() if k != "classes"} if state is obj else state
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise ValueError(f"{path} holds no state_dict: expected {{'model': state_dict, ...}} or a state_dict")
+    arch = arch or meta.get("arch")
+    if arch is None:
+        raise ValueError(f"{path} does not record its architecture; pass --arch")
+    classes = num_classes or int(meta.get("num_classes", 10))
+    norm = normalize or meta.get("normalize") or ("imagenet" if arch == "resnet50" else "cifar10")
+    model = build_classifier(arch, classes, normalize=norm)
+    state = {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
+    expected = model.state_dict()
+    if set(state) != set(expected) and {f"1.{k}" for k in state} == set(expected):
+        state = {f"1.{k}": v for k, v in state.items()}  # a bare network saved without the Normalize wrapper
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"{path} does not fit {arch} with {classes} classes: {str(err).splitlines()[0]} "
+                         f"(wrong --arch or --num-classes?)") from err
+    return model.eval(), checkpoint_classes(meta, str(path))
+
+
+def main(args: argparse.Namespace) -> int:
+    from .attacks import evaluate_attacks
+    from .param_noise import evaluate_param_noise
+
+    check_paths(args)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model, classes = load_model_and_classes(args.arch, checkpoint=args.checkpoint, weights=args.weights,
+                                            num_classes=args.num_classes, normalize=args.normalize)
+    model = model.to(device)
+    origin = "checkpoint" if classes is not None else None
+    if args.classes:
+        classes, origin = read_class_list(args.classes), "--classes"
+    opts = dict(batch_size=args.batch_size, device=device)
+    raw = open_image_set(args.data, args.image_size)
+    k = num_outputs(model, raw, device)
+    if classes is not None:
+        check_class_list(classes, f"the class list ({origin})", k)
+    clean = align(raw, classes, num_outputs=k, where=f"--data {args.data}")
+    if classes is None and raw.classes is not None:  # --data names all of the model's classes: they define them
+        classes, origin = list(raw.classes), "--data"
+    clean = clean.relabel(clean.labels, None)  # labels now index the model's outputs
+    if args.limit:
+        clean = clean.take(args.limit)
+    acc = _hits(as_predictor(model, **opts), clean)
+    results: dict = {"model": {"arch": args.arch, "checkpoint": args.checkpoint, "weights": args.weights,
+                               "outputs": k, "class_names_from": origin},
+                     "clean": {"accuracy": acc, "error": 100.0 - acc, "n": len(clean),
+                               "classes": len(np.unique(clean.labels))}}
+    c_sets = {"cifar10_c": (args.cifar_c, False), "imagenet_c": (args.imagenet_c, True)}
+    for key, (path, alex) in c_sets.items():
+        if path:
+            results[key] = evaluate_corruptions(model, path, alexnet=alex, limit=args.limit, classes=classes,
+                                                image_size=args.image_size, **opts)
+    shifts = {"cifar10.1": args.cifar101, "imagenet-v2": args.imagenet_v2, "imagenet-r": args.imagenet_r}
+    for name, path in shifts.items():
+        if path:
+            results.setdefault("shift", {})[name] = evaluate_shift(model, path, classes=classes,
+                                                                   image_size=args.image_size, **opts)
+    if args.attacks:
+        subset = clean.take(args.attack_samples)
+        images = torch.cat(list(subset.batches(args.batch_size)))
+        labels = torch.from_numpy(subset.labels)
+        method = args.attack_method
+        if method == "auto":
+            method = "autoattack" if tuple(images.shape[2:]) == (32, 32) else "pgd"
+        pgd = dict(steps=args.pgd_steps, restarts=args.pgd_restarts) if method == "pgd" else {}
+        results["robust"] = evaluate_attacks(model, images, labels, method=method, seed=args.seed, **pgd, **opts)
+    if args.param_noise:
+        path, alex = (args.cifar_c, False) if args.cifar_c else (args.imagenet_c, True)
+        c_dir = CorruptionDir(path, args.image_size, classes) if path else None
+        results["param_noise"] = evaluate_param_noise(model, clean, c_dir, etas=args.param_noise,
+                                                      samples=args.noise_samples, seed=args.seed, alexnet=alex,
+                                                      limit=args.limit, **opts)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    label = args.label or Path(args.checkpoint or args.weights).stem
+    report = markdown_report(results, label)
+    if args.markdown:
+        Path(args.markdown).write_text(report + "\n")
+    print(report)
+    return 0

@@ -1,0 +1,286 @@
+"""Evaluation image sets: clean test sets, -C corruption directories, distribution-shift sets.
+
+Every set is an :class:`ImageSource`: ``len()``, int64 ``labels`` (N,), optional class names
+(label ``k`` is ``classes[k]``; None: labels are class indices), and ``batches(batch_size)`` yielding
+float32 ``B×3×H×W`` tensors in [0, 1] in label order. Sets are read as they are stored; the
+evaluation maps their labels to the model's outputs by class name
+(:func:`adaaug.evaluate.labels.align`).
+
+Layouts read:
+
+- ``cifar10:<root>`` (torchvision's CIFAR10 test split) or an ImageFolder tree ``<root>/<class>/<img>``
+  (classes sorted by name; class folders named ``0``, ``1``, ... as in ImageNet-v2 are read as
+  class indices). With ``size`` set, images are resized (shorter side ``size/0.875``, bilinear)
+  and centre-cropped to ``size×size``, the standard ImageNet evaluation; otherwise all images must
+  share one size.
+- numpy: a directory holding ``*data.npy`` (uint8 ``N×H×W×3``) and ``*labels.npy`` (``N``), e.g.
+  CIFAR-10.1's ``cifar10.1_v6_data.npy`` / ``cifar10.1_v6_labels.npy``, or ``images.npy``/``labels.npy``.
+  Labels are class indices, named by a class list next to them when there is one (``classes.json``,
+  ``classes.txt`` with one name per line, or the ``classes`` of ``make_c.json``).
+- -C directories: ``<corruption>.npy`` (uint8 ``(5·N)×H×W×3``, severities 1..5 stacked) with one
+  ``labels.npy`` (``5·N``), the CIFAR-10-C layout (also what ``adaaug make-c`` writes); or the
+  ImageNet-C layout ``<corruption>/<severity>/<class>/<img>`` (each severity folder may hold any
+  subset of the classes).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator, Protocol, Sequence
+
+import numpy as np
+import torch
+
+from ..corruptions import ALL
+
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm"}
+
+
+def _spread(total: int, n: int) -> np.ndarray:
+    """``n`` distinct, evenly spaced indices into ``range(total)`` (``n`` ≤ ``total``)."""
+    if n <= 0:
+        raise ValueError(f"a subset size must be positive, got {n}")
+    return np.unique(np.linspace(0, total - 1, n).round().astype(np.int64))
+
+
+class ImageSource(Protocol):
+    labels: np.ndarray
+    classes: list[str] | None
+    numeric: bool  # labels are the values of class folders named 0, 1, ...
+
+    def __len__(self) -> int: ...
+
+    def relabel(self, labels: np.ndarray, classes: Sequence[str] | None) -> "ImageSource": ...
+
+    def take(self, n: int | None) -> "ImageSource": ...
+
+    def batches(self, batch_size: int) -> Iterator[torch.Tensor]: ...
+
+
+class ArraySource:
+    """uint8 images ``N×H×W×3`` (numpy, memory-mapped numpy, or a torch ``N×3×H×W`` tensor) + labels."""
+
+    def __init__(self, images, labels, classes: Sequence[str] | None = None, numeric: bool = False) -> None:
+        if isinstance(images, torch.Tensor):
+            if images.ndim != 4 or images.shape[1] != 3:
+                raise ValueError(f"image tensor must be N×3×H×W, got {tuple(images.shape)}")
+            images = images.permute(0, 2, 3, 1).numpy()
+        images = np.asarray(images) if not isinstance(images, np.ndarray) else images
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"images must be uint8 N×H×W×3, got {images.dtype} {images.shape}")
+        labels = np.asarray(labels)
+        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"labels must be a 1-D integer array, got {labels.dtype} {labels.shape}")
+        if len(labels) != len(images):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.images, self.labels = images, labels.astype(np.int64)
+        self.classes = list(classes) if classes is not None else None
+        self.numeric = numeric
+        if self.classes is not None and len(self.labels) and (self.labels.min() < 0
+                                                              or self.labels.max() >= len(self.classes)):
+            raise ValueError(f"labels reach {int(self.labels.max())} (minimum {int(self.labels.min())}) but only "
+                             f"{len(self.classes)} class names are given; the class list must name every label")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, n: int | None) -> "ArraySource":
+        """``n`` evenly spaced examples, in order (class-balanced on class-sorted sets); all if None."""
+        if n is None or n >= len(self):
+            return self
+        idx = _spread(len(self), n)
+        return ArraySource(self.images[idx], self.labels[idx], self.classes, self.numeric)
+
+    def relabel(self, labels: np.ndarray, classes: Sequence[str] | None) -> "ArraySource":
+        """The same images with ``labels`` (N,) naming ``classes``."""
+        return ArraySource(self.images, labels, classes)
+
+    def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
+        for lo in range(0, len(self), batch_size):
+            chunk = torch.from_numpy(np.array(self.images[lo:lo + batch_size]))  # a writable copy
+            yield chunk.permute(0, 3, 1, 2).float().div_(255)
+
+
+class FolderSource:
+    """An ImageFolder tree decoded batch by batch (never all in memory)."""
+
+    def __init__(self, root: str | os.PathLike, size: int | None = None) -> None:
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"image directory {root} does not exist")
+        names = sorted(d.name for d in root.iterdir() if d.is_dir())
+        if not names:
+            raise ValueError(f"{root} has no class sub-directories; expected <root>/<class>/<image>")
+        numeric = all(n.isdigit() for n in names)
+        self.files: list[Path] = []
+        labels = []
+        for i, name in enumerate(names):
+            found = sorted(f for f in (root / name).iterdir() if f.suffix.lower() in _IMAGE_SUFFIXES)
+            self.files += found
+            labels += [int(name) if numeric else i] * len(found)
+        if not self.files:
+            raise ValueError(f"no images found under {root}")
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.classes = None if numeric else names
+        self.numeric, self.size, self.root = numeric, size, root
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def take(self, n: int | None) -> "FolderSource":
+        """``n`` evenly spaced examples, in order (class-balanced on class-sorted sets); all if None."""
+        if n is None or n >= len(self):
+            return self
+        idx = _spread(len(self), n)
+        out = FolderSource.__new__(FolderSource)
+        out.__dict__.update(self.__dict__, files=[self.files[i] for i in idx], labels=self.labels[idx])
+        return out
+
+    def relabel(self, labels: np.ndarray, classes: Sequence[str] | None) -> "FolderSource":
+        """The same files with ``labels`` (N,) naming ``classes``."""
+        labels = np.asarray(labels, dtype=np.int64)
+        if labels.shape != self.labels.shape:
+            raise ValueError(f"{len(labels)} labels for {len(self)} images")
+        out = FolderSource.__new__(FolderSource)
+        out.__dict__.update(self.__dict__, labels=labels, classes=list(classes) if classes is not None else None,
+                            numeric=False)
+        return out
+
+    def _load(self, path: Path) -> np.ndarray:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            if self.size is not None:
+                short = round(self.size / 0.875)
+                w, h = im.size
+                scale = short / min(w, h)
+                im = im.resize((max(self.size, round(w * scale)), max(self.size, round(h * scale))),
+                               Image.BILINEAR)
+                left, top = (im.size[0] - self.size) // 2, (im.size[1] - self.size) // 2
+                im = im.crop((left, top, left + self.size, top + self.size))
+            return np.asarray(im)
+
+    def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
+        shape = None
+        for lo in range(0, len(self), batch_size):
+            arrays = [self._load(f) for f in self.files[lo:lo + batch_size]]
+            for f, a in zip(self.files[lo:lo + batch_size], arrays):
+                shape = shape or a.shape
+                if a.shape != shape:
+                    raise ValueError(f"{f} is {a.shape[1]}×{a.shape[0]}, other images are {shape[1]}×{shape[0]}; "
+                                     f"pass an image size (--image-size) to resize and centre-crop")
+            yield torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255)
+
+
+def _npy_pair(root: Path) -> tuple[Path, Path] | None:
+    data = sorted(root.glob("*data.npy")) or sorted(root.glob("images.npy"))
+    labels = sorted(root.glob("*labels.npy"))
+    if len(data) == 1 and len(labels) == 1:
+        return data[0], labels[0]
+    if data or labels:
+        raise ValueError(f"{root}: expected exactly one *data.npy (or images.npy) and one *labels.npy, "
+                         f"found {[p.name for p in data + labels]}")
+    return None
+
+
+def _with_names(source: ArraySource, classes: list[str] | None, root: Path) -> ArraySource:
+    """``source`` with its labels named by ``classes`` (a class-list file found next to them), checked."""
+    if classes is None:
+        return source
+    try:
+        return source.relabel(source.labels, classes)
+    except ValueError as err:
+        raise ValueError(f"{root}: {err} (the class list next to its labels)") from None
+
+
+def open_image_set(spec: str | os.PathLike, size: int | None = None) -> ImageSource:
+    """A clean or distribution-shift evaluation set (see the module docstring for layouts)."""
+    spec = str(spec)
+    if spec.startswith("cifar10:"):
+        from ..data.images import load_cifar10
+
+        data = load_cifar10(spec.split(":", 1)[1], train=False)
+        return ArraySource(data.images, data.labels.numpy(), data.classes)
+    root = Path(spec)
+    if not root.exists():
+        raise FileNotFoundError(f"evaluation set {root} does not exist")
+    if root.is_file() and root.suffix == ".npy":
+        root = root.parent
+    pair = _npy_pair(root)
+    if pair is not None:
+        from .labels import class_list_near
+
+        return _with_names(ArraySource(np.load(pair[0], mmap_mode="r"), np.load(pair[1])), class_list_near(root),
+                           root)
+    if size is None:
+        from ..data.images import load_image_folder
+
+        data = load_image_folder(root)
+        if all(c.isdigit() for c in data.classes):
+            return ArraySource(data.images, np.asarray([int(data.classes[i]) for i in data.labels]), numeric=True)
+        return ArraySource(data.images, data.labels.numpy(), data.classes)
+    return FolderSource(root, size)
+
+
+class CorruptionDir:
+    """A -C directory: ``source(name, severity)`` gives the images of one corruption and severity."""
+
+    def __init__(self, root: str | os.PathLike, size: int | None = None,
+                 classes: Sequence[str] | None = None) -> None:
+        """``classes``: the model's class names in logit order, which the evaluation maps this directory's
+        class names to (default: unknown, see :func:`~adaaug.evaluate.labels.align`)."""
+        self.root, self.size = Path(root), size
+        self.classes = list(classes) if classes is not None else None
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"corruption directory {self.root} does not exist")
+        self.npy = {n: self.root / f"{n}.npy" for n in ALL if (self.root / f"{n}.npy").is_file()}
+        self.folders = {n: self.root / n for n in ALL if n not in self.npy and (self.root / n / "1").is_dir()}
+        if not self.npy and not self.folders:
+            raise FileNotFoundError(f"{self.root} holds no corruption data: expected <corruption>.npy files with "
+                                    f"labels.npy (CIFAR-10-C layout) or <corruption>/<severity>/ folders "
+                                    f"(ImageNet-C layout), for corruptions among {', '.join(ALL)}")
+        self.labels: np.ndarray | None = None
+        self.label_names: list[str] | None = None  # names of the npy layout's label indices, from a class list
+        if self.npy:
+            path = self.root / "labels.npy"
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} is missing: a CIFAR-10-C-layout directory needs labels.npy "
+                                        f"next to the <corruption>.npy files")
+            self.labels = np.load(path)
+            if self.labels.ndim != 1 or not np.issubdtype(self.labels.dtype, np.integer):
+                raise ValueError(f"{path} must be a 1-D integer array, got {self.labels.dtype} {self.labels.shape}")
+            if len(self.labels) % 5:
+                raise ValueError(f"{path} has {len(self.labels)} labels, not a multiple of 5 (5 severities)")
+            for name, file in self.npy.items():
+                shape = np.load(file, mmap_mode="r").shape
+                if len(shape) != 4 or shape[-1] != 3:
+                    raise ValueError(f"{file} has shape {shape}; expected (5·N, H, W, 3)")
+                if shape[0] != len(self.labels):
+                    raise ValueError(f"{file} holds {shape[0]} images but labels.npy has {len(self.labels)} labels; "
+                                     f"both must be 5·N (severities 1..5 stacked)")
+            from .labels import class_list_near
+
+            self.label_names = class_list_near(self.root)
+            if self.label_names is not None and len(self.labels) and self.labels.max() >= len(self.label_names):
+                raise ValueError(f"{path} has labels up to {int(self.labels.max())} but the class list next to it "
+                                 f"names {len(self.label_names)} classes; the class list must name every label")
+
+    @property
+    def names(self) -> list[str]:
+        """Corruptions present, in benchmark order (the 15, then the extras)."""
+        return [n for n in ALL if n in self.npy or n in self.folders]
+
+    def source(self, name: str, severity: int, limit: int | None = None) -> ImageSource:
+        """The images of ``name`` at ``severity`` as stored (labels not yet mapped to the model's classes)."""
+        if name not in self.names:
+            raise KeyError(f"{name} is not in {self.root}")
+        if severity not in (1, 2, 3, 4, 5):
+            raise ValueError(f"severity must be in 1..5, got {severity}")
+        if name in self.npy:
+            array = np.load(self.npy[name], mmap_mode="r")
+            n = len(array) // 5
+            sl = slice((severity - 1) * n, severity * n)
+            return ArraySource(array[sl], self.labels[sl], self.label_names).take(limit)
+        folder = self.folders[name] / str(severity)
+        return FolderSource(folder, self.size).take(limit)

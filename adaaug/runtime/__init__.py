@@ -1,0 +1,17 @@
+"""What every command shares while it runs: the ``--device`` check, progress bars, one-line errors.
+
+:mod:`adaaug.runtime.devices` (:func:`~adaaug.runtime.devices.check_device`, cleaning up after a failed
+command), :mod:`adaaug.runtime.progress` (tqdm bars on stderr, the ETA of ``adaaug train``) and
+:mod:`adaaug.runtime.errors` (:class:`~adaaug.runtime.errors.UsageError`,
+:class:`~adaaug.runtime.errors.ConfigError`).
+
+Layer: imports nothing of adaaug's; everything above the augmentations may use it. Names load on
+first access, so ``adaaug --help`` stays fast.
+"""
+from __future__ import annotations
+
+from .._lazy import attach
+
+__getattr__, __dir__, __all__ = attach(__name__, __path__, {
+    "check_device": "devices", "removed_on_failure": "devices", "bar": "progress", "StepClock": "progress",
+    "UsageError": "errors", "ConfigError": "errors", "ConfigTypeError": "errors"})

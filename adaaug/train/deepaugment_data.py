@@ -1,0 +1,100 @@
+"""``adaaug deepaugment-data SRC DST``: a DeepAugment-processed copy of an ImageFolder dataset.
+
+The AdA paper trains "+ DeepAugment" models by drawing each sample either from the
+clean training set or from a DeepAugment-processed copy of it (App. E.5). This writes
+that copy: ``DST/<class>/<stem>.png`` for every ``SRC/<class>/<image>``, same layout,
+same file stems, so sample ``i`` of both trees is the same image (both are read in the
+sorted order of :func:`adaaug.data.images.load_image_folder`). Images must all have
+the same size (a limit of ``load_image_folder``). Seeded: the same seed, batch size,
+backbone and weights give the same files on CPU.
+
+Everything is checked before the first file is written (``--device``, the image size against the
+backbone, the weights); a failed or interrupted run removes the folders it created, so the rerun
+needs no ``--overwrite``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+def _listing(root: Path, classes: list[str]) -> list[tuple[str, str]]:
+    """``(class, file stem)`` of every image, in ``load_image_folder``'s order."""
+    return [(cls, f.stem) for cls in classes for f in sorted((root / cls).iterdir())
+            if f.suffix.lower() in _SUFFIXES]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``adaaug deepaugment-data``."""
+    parser.add_argument("src", help="ImageFolder directory <src>/<class>/<image> (images of one size)")
+    parser.add_argument("dst", help="output directory; gets the same layout, PNG files")
+    parser.add_argument("--backbone", choices=("edsr", "cae"), default="edsr",
+                        help="DeepAugment network (Hendrycks et al. use both, one copy each)")
+    parser.add_argument("--weights", default="cifar10", help="backbone weights tag or .safetensors path; "
+                                                             "'none' for an untrained network (testing only)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the distortions")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per batch")
+    parser.add_argument("--chunk-size", type=int, default=16, help="examples per vmap chunk (memory)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (CUDA when available)")
+    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty DST (default: refuse)")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Write the processed copy; prints a JSON summary. Returns the exit status."""
+    from ..augment.deepaugment import DeepAugment
+    from ..data.images import load_image_folder
+    from ..runtime.devices import removed_on_failure, resolve_checked
+
+    src, dst = Path(args.src), Path(args.dst)
+    if not src.is_dir():
+        raise FileNotFoundError(f"SRC {src} is not a directory (expected an ImageFolder tree <src>/<class>/<image>)")
+    if args.batch_size < 1 or args.chunk_size < 1:
+        raise ValueError(f"--batch-size and --chunk-size must be ≥ 1, got {args.batch_size} and {args.chunk_size}")
+    if src.resolve() == dst.resolve():
+        raise ValueError("DST must differ from SRC")
+    if dst.exists() and any(dst.iterdir()) and not args.overwrite:
+        raise FileExistsError(f"{dst} is not empty; pass --overwrite to write into it")
+    device = resolve_checked(args.device)
+    data = load_image_folder(src, cache=False)
+    files = _listing(src, data.classes)
+    if len(files) != len(data):
+        raise RuntimeError(f"listed {len(files)} files but decoded {len(data)} images under {src}")
+    h, w = data.images.shape[-2:]
+    if args.backbone == "cae" and (h % 4 or w % 4):
+        raise ValueError(f"--backbone cae needs image sides divisible by 4, but the images under {src} are {h}×{w}: "
+                         f"crop or pad them (e.g. to {h - h % 4}×{w - w % 4}), or pass --backbone edsr (any size)")
+    weights = None if str(args.weights).lower() == "none" else args.weights
+    generator = torch.Generator().manual_seed(args.seed)  # CPU draws: the same distortions on any device
+    torch.manual_seed(args.seed)  # only matters for --weights none (a freshly initialised network)
+    da = DeepAugment(args.backbone, weights=weights, generator=generator, chunk_size=args.chunk_size)
+    with removed_on_failure(dst, *(dst / cls for cls in data.classes)):
+        seconds = _write(da, data, files, dst, device, args)
+    print(json.dumps({"src": str(src), "dst": str(dst), "images": len(data), "backbone": args.backbone,
+                      "weights": weights, "seed": args.seed, "seconds": round(seconds, 2),
+                      "images_per_s": round(len(data) / max(seconds, 1e-9), 2)}, indent=2))
+    return 0
+
+
+def _write(da, data, files: list[tuple[str, str]], dst: Path, device: torch.device, args: argparse.Namespace) -> float:
+    """Process and write every image; returns the seconds it took."""
+    from PIL import Image
+
+    for cls in data.classes:
+        (dst / cls).mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    from ..runtime.progress import bar
+
+    for lo in bar(range(0, len(data), args.batch_size), desc=f"DeepAugment ({args.backbone})", unit="batch"):
+        batch = data.images[lo:lo + args.batch_size].to(device)
+        out = da(batch).permute(0, 2, 3, 1).cpu().numpy()  # uint8 in, uint8 out
+        for k, array in enumerate(out):
+            cls, stem = files[lo + k]
+            Image.fromarray(np.ascontiguousarray(array)).save(dst / cls / f"{stem}.png")
+    return time.perf_counter() - start
