@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "protocol"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "corruptions"))
 from _corruption_reference import psnr, run_ours, run_reference, smooth_images  # noqa: E402
 
 from adaaug.corruptions import ALL, corrupt  # noqa: E402
