@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ALL, corrupt
+from .catalog import ALL, corrupt
 
 CHUNK = 500  # images per seeded chunk up to 64×64; fixed so that outputs do not depend on memory settings
 AUTO_CIFAR_MAX = 32  # size="auto": CIFAR-10-C severities when both sides are at most this, ImageNet-C above
@@ -164,7 +164,8 @@ def check_size(size: str, params: str, height: int, width: int, names: list[str]
     the setting in both spellings (``size=`` / ``--size``), says what ``auto`` chose and why, and what to
     pass instead.
     """
-    from . import MIN_SIZE, frost_max_size
+    from .catalog import MIN_SIZE
+    from .weather import frost_max_size
 
     why = auto_note(size, params, height, width)
     why = why.split(";")[0] + "; " if why else ""

@@ -9,8 +9,14 @@ Layer: imports nothing of adaaug's; :mod:`adaaug.corruptions`, :mod:`adaaug.eval
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .._lazy import attach
 
 __getattr__, __dir__, __all__ = attach(__name__, __path__, {
     name: "images" for name in ("ImageSet", "BadImageError", "MixedSizesError", "load_images", "load_image_folder",
                                 "load_cifar10", "decode_image", "list_image_folder", "iterate_batches", "to_float")})
+
+if TYPE_CHECKING:  # pragma: no cover  (for type checkers and IDEs; at run time the names load lazily)
+    from .images import (BadImageError, ImageSet, MixedSizesError, decode_image, iterate_batches, list_image_folder,
+                         load_cifar10, load_image_folder, load_images, to_float)

@@ -16,6 +16,8 @@ never :mod:`adaaug.train` or :mod:`adaaug.experiments`. Names load on first acce
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .._lazy import attach
 
 __getattr__, __dir__, __all__ = attach(__name__, __path__, {
@@ -27,3 +29,12 @@ __getattr__, __dir__, __all__ = attach(__name__, __path__, {
     "markdown_report": "report",
     **{n: "command" for n in ("load_model", "load_model_and_classes")},
 })
+
+if TYPE_CHECKING:  # pragma: no cover  (for type checkers and IDEs; at run time the names load lazily)
+    from .attacks import evaluate_attacks, robust_accuracy
+    from .command import load_model, load_model_and_classes
+    from .metrics import (ModelPredictor, accuracy, alexnet_errors, as_predictor, evaluate_corruptions,
+                          evaluate_shift, mce)
+    from .param_noise import NoisyPredictor, evaluate_param_noise
+    from .report import markdown_report
+    from .sets import ArraySource, CorruptionDir, open_image_set

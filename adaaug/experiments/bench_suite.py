@@ -8,7 +8,8 @@ such and the suite goes on with the next one:
    (gradients for every δ⁽ⁿ⁾) batched the way AdA runs it, against ``vmap`` (adaaug ≤ 0.1),
    a Python loop over examples and one shared-weight pass (goals: loop/batched ≥ 20× on CUDA,
    ≥ 2.5× on a CPU; batched/shared ≤ 1.2×);
-3. ``step``: per backbone, an AdA training step against its floor (:func:`~adaaug.experiments.bench_measure.run`; goal ≤ 1.2×);
+3. ``step``: per backbone, an AdA training step against its floor
+   (:func:`~adaaug.experiments.bench_measure.run`; goal ≤ 1.2×);
 4. ``imagenet``: the ImageNet preset (App. E.2/E.4: ResNet-50, EDSR, M = 3, nano-batch 1, t = 0.7)
    training step at 128 px in images/s, with untrained backbone weights (no ImageNet weights
    are packaged; the time does not depend on the weight values);

@@ -50,7 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def check_backbones(names: list[str]) -> list[str]:
-    """``names`` if each has packaged ``cifar10`` weights; :class:`~adaaug.runtime.errors.UsageError` naming the known ones."""
+    """``names`` if each has packaged ``cifar10`` weights, else a :class:`~adaaug.runtime.errors.UsageError`
+    naming the known ones."""
     from ..backbones import available_backbones
     from ..runtime.errors import UsageError
     from ..weights import read_manifest

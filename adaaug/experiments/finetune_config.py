@@ -29,7 +29,8 @@ class FinetuneConfig:
         lr: peak SGD learning rate (Nesterov momentum 0.9, cosine decay to 0 per step, no warm-up) [0.01].
         weight_decay [5e-4].
         ada_steps: M [2; paper 10 on CIFAR-10]. nu: ν [paper.NU_EDSR_CIFAR10 = 0.015].
-        ada_share: share of each batch that AdA corrupts [1.0 = Algorithm 1]; a CPU-scale option (see :mod:`adaaug.experiments.finetune`).
+        ada_share: share of each batch that AdA corrupts [1.0 = Algorithm 1]; a CPU-scale option
+            (see :mod:`adaaug.experiments.finetune`).
         jsd: AugMix with the JSD consistency loss (λ = 12, three views per example) [True].
         dev_limit: held-out dev images scored, clean and corrupted [250]. dev_seed: seeds that subset and
             the corruptions [0].

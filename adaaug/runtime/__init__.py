@@ -10,8 +10,15 @@ first access, so ``adaaug --help`` stays fast.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .._lazy import attach
 
 __getattr__, __dir__, __all__ = attach(__name__, __path__, {
     "check_device": "devices", "removed_on_failure": "devices", "bar": "progress", "StepClock": "progress",
     "UsageError": "errors", "ConfigError": "errors", "ConfigTypeError": "errors"})
+
+if TYPE_CHECKING:  # pragma: no cover  (for type checkers and IDEs; at run time the names load lazily)
+    from .devices import check_device, removed_on_failure
+    from .errors import ConfigError, ConfigTypeError, UsageError
+    from .progress import StepClock, bar

@@ -16,8 +16,16 @@ Layer: imports the core, :mod:`adaaug.augment`, :mod:`adaaug.data` and :mod:`ada
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .._lazy import attach
 
 __getattr__, __dir__, __all__ = attach(__name__, __path__, {
     "TrainConfig": "config", "train": "loop", "ConfigError": "checks", "ConfigTypeError": "checks",
     "train_backbone": "backbone"})
+
+if TYPE_CHECKING:  # pragma: no cover  (for type checkers and IDEs; at run time the names load lazily)
+    from .backbone import train_backbone
+    from .checks import ConfigError, ConfigTypeError
+    from .config import TrainConfig
+    from .loop import train
