@@ -28,6 +28,6 @@ def attach(package: str, path: list[str], exports: dict[str, str]) -> tuple[Call
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     def __dir__() -> list[str]:
-        return sorted(set(exports) | submodules)
+        return sorted(set(exports) | {m for m in submodules if not m.startswith("_")})
 
     return __getattr__, __dir__, sorted(exports)

@@ -88,3 +88,27 @@ def test_unknown_old_names_fail_clearly():
     module, _ = _import_old("evaluate")
     with pytest.raises(AttributeError, match="moved to adaaug.evaluate.metrics"):
         module.no_such_name
+
+
+def test_star_imports_of_old_modules_give_the_new_modules_public_names():
+    namespace: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        exec("from adaaug.protocol.evaluate import *\nfrom adaaug.protocol.train_config import *", namespace)
+    import adaaug.evaluate.command as command
+    import adaaug.evaluate.metrics as metrics
+    import adaaug.train.config as config
+
+    for module in (metrics, command, config):
+        expected = getattr(module, "__all__", None) or [n for n in vars(module) if not n.startswith("_")]
+        assert all(namespace[n] is getattr(module, n) for n in expected), module.__name__
+    assert "load_model" in namespace and "accuracy" in namespace and "TrainConfig" in namespace
+
+
+@pytest.mark.parametrize("argv, prog", [(["-m", "adaaug.protocol.finetune", "--help"], "adaaug.experiments.finetune"),
+                                        (["-m", "adaaug.cli", "--help"], "adaaug [-h] [--version]")])
+def test_python_dash_m_still_runs_the_old_module_paths(argv, prog):
+    out = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and prog in out.stdout, out.stderr[-2000:]
+    if "protocol" in argv[1]:
+        assert "adaaug.protocol.finetune is deprecated" in out.stderr and "adaaug.experiments.finetune" in out.stderr

@@ -15,7 +15,8 @@ one of two severity tables (:mod:`.tables`):
 - ``params="imagenet"``: :data:`IMAGENET_C`, from ``make_imagenet_c.py`` (the same values as the
   ``imagecorruptions`` package), set for 224×224 images.
 
-No optional package is needed. The algorithms are those of the reference generators, written here
+Most corruptions need the ``protocol`` extra (SciPy, scikit-image, OpenCV: ``pip install "adaaug[protocol]"``);
+the ``imagecorruptions`` package is not needed. The algorithms are those of the reference generators, written here
 batched over images and driven by a ``numpy.random.Generator``; the generators differ from each
 other only in their tables, in frost's texture scale, and in the image side they hard-code, which is
 generalised to ``H×W`` here as ``imagecorruptions`` does. Where the references use ImageMagick (motion
@@ -48,7 +49,7 @@ __getattr__, _dir, _ = attach(__name__, __path__, {"make_c": "dataset"})
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_dir()))
+    return sorted(set(__all__) | set(_dir()))
 
 
 if TYPE_CHECKING:  # pragma: no cover  (for type checkers and IDEs; at run time make_c loads lazily)

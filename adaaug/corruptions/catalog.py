@@ -45,6 +45,8 @@ def corrupt(images: np.ndarray, name: str, severity: int, *, params: str = "cifa
         ValueError: unknown name, severity or params; sides below :data:`MIN_SIZE`; frost too large
             for CIFAR-10-C's textures.
         TypeError: ``images`` not a uint8 ``N×H×W×3`` array.
+        ModuleNotFoundError: the corruption needs SciPy, scikit-image or OpenCV and the ``protocol`` extra
+            is not installed (the message says so).
     """
     if name not in ALL:
         raise ValueError(f"unknown corruption {name!r}; known: {', '.join(ALL)}")
@@ -64,8 +66,12 @@ def corrupt(images: np.ndarray, name: str, severity: int, *, params: str = "cifa
         return images.copy()
     c = TABLES[params][name][severity - 1]
     x = images.astype(np.float64) / 255.0
-    if name == "frost":
-        out = weather.frost(x, c, rng, scale=FROST_SCALE[params], enlarge=params == "imagenet")
-    else:
-        out = _FUNCTIONS[name](x, c, rng)
+    try:
+        if name == "frost":
+            out = weather.frost(x, c, rng, scale=FROST_SCALE[params], enlarge=params == "imagenet")
+        else:
+            out = _FUNCTIONS[name](x, c, rng)
+    except ModuleNotFoundError as err:  # SciPy, scikit-image or OpenCV: name the extra that brings them
+        raise ModuleNotFoundError(f"the {name} corruption needs {err.name}, which the protocol extra installs: "
+                                  f'pip install "adaaug[protocol]"', name=err.name) from err
     return np.asarray(out).astype(np.uint8)

@@ -60,23 +60,38 @@ MOVED: dict[str, tuple[str, ...]] = {
 REMOVED_IN = "0.4.0"
 
 
+def _public(module: types.ModuleType) -> list[str]:
+    """What ``from module import *`` gives: its ``__all__``, else its names without a leading underscore."""
+    names = getattr(module, "__all__", None)
+    return list(names) if names is not None else [n for n in vars(module) if not n.startswith("_")]
+
+
 class _MovedModule(types.ModuleType):
     """``adaaug.protocol.<old>``: reads each name from the first of its new modules that defines it."""
 
     def __getattr__(self, name: str):
+        if name == "__all__":  # star imports and pydoc: the new modules' public names, in order
+            return list(dict.fromkeys(n for t in self.__targets__ for n in _public(importlib.import_module(t))))
         if name.startswith("__"):
             raise AttributeError(name)
         for target in self.__targets__:
             module = importlib.import_module(target)
             if hasattr(module, name):
                 return getattr(module, name)
-        raise AttributeError(f"module {self.__name__!r} (moved to {self.__targets__[0]}) has no attribute {name!r}")
+        raise AttributeError(f"module {self.__name__!r} (moved to {_where(self.__targets__)}) has no attribute "
+                             f"{name!r}")
 
     def __dir__(self) -> list[str]:
-        names = set()
-        for target in self.__targets__:
-            names |= set(dir(importlib.import_module(target)))
-        return sorted(names)
+        return sorted(set(self.__all__))
+
+
+def _where(targets: tuple[str, ...]) -> str:
+    return targets[0] if len(targets) == 1 else ", ".join(targets[:-1]) + " and " + targets[-1]
+
+
+def _message(old: str, targets: tuple[str, ...]) -> str:
+    return (f"{old} is deprecated: it moved to {_where(targets)}; import from there "
+            f"(the alias goes in adaaug {REMOVED_IN})")
 
 
 def _caller_stacklevel() -> int:
@@ -98,8 +113,7 @@ class _Loader(importlib.abc.Loader):
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
         old = spec.name[len(__name__) + 1:]
         targets = MOVED[old]
-        warnings.warn(f"{spec.name} is deprecated: it moved to {targets[0]}; import it from there "
-                      f"(the alias goes in adaaug {REMOVED_IN})", DeprecationWarning, stacklevel=_caller_stacklevel())
+        warnings.warn(_message(spec.name, targets), DeprecationWarning, stacklevel=_caller_stacklevel())
         module = _MovedModule(spec.name, f"Deprecated alias of {', '.join(targets)}.")
         module.__targets__ = targets
         if any(k.startswith(old + ".") for k in MOVED):
@@ -108,6 +122,13 @@ class _Loader(importlib.abc.Loader):
 
     def exec_module(self, module: types.ModuleType) -> None:
         pass
+
+    def get_code(self, fullname: str) -> types.CodeType:
+        """``python -m adaaug.protocol.<old>``: warn, then run the new module as ``__main__``."""
+        targets = MOVED[fullname[len(__name__) + 1:]]
+        source = (f"import runpy, warnings\nwarnings.warn({_message(fullname, targets)!r}, DeprecationWarning)\n"
+                  f"runpy.run_module({targets[0]!r}, run_name='__main__', alter_sys=True)\n")
+        return compile(source, f"<deprecated alias {fullname}>", "exec")
 
 
 class _Finder(importlib.abc.MetaPathFinder):
@@ -129,3 +150,6 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(k for k in MOVED if "." not in k)
+
+
+__all__: list[str] = []  # ``from adaaug.protocol import *`` gives nothing, as in 0.2

@@ -250,3 +250,20 @@ def test_workers_start_single_threaded_and_settings_restored(tmp_path, monkeypat
     M.make_c(str(src), tmp_path / "o", corruptions=["contrast"], workers=2, verbose=False)
     assert seen == dict.fromkeys(M._THREAD_VARS, "1")
     assert os.environ["OMP_NUM_THREADS"] == "7" and "OPENBLAS_NUM_THREADS" not in os.environ
+
+
+def test_a_missing_optional_package_names_the_extra(monkeypatch):
+    # a corruption needing SciPy (glass blur's Gaussian filter), as seen without the protocol extra
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_scipy(name, *args, **kwargs):
+        if name == "scipy" or name.startswith("scipy."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_scipy)
+    images = np.zeros((1, 32, 32, 3), np.uint8)
+    with pytest.raises(ModuleNotFoundError, match=r"glass_blur corruption needs scipy.*adaaug\[protocol\]"):
+        corrupt(images, "glass_blur", 1, rng=np.random.default_rng(0))
