@@ -123,7 +123,7 @@ def test_modules_stay_small():
 
 
 def test_every_layer_package_says_what_it_may_import():
-    for layer in ("augment", "data", "runtime", "corruptions", "evaluate", "train", "experiments"):
+    for layer in ("augment", "data", "runtime", "corruptions", "evaluate", "train", "experiments", "cli"):
         doc = getattr(__import__(f"adaaug.{layer}", fromlist=["_"]), "__doc__") or ""
         assert "Layer:" in doc, f"adaaug.{layer} has no 'Layer:' line in its docstring"
 

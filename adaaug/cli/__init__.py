@@ -8,6 +8,9 @@ arguments) and :func:`main` prints it. ``ADAAUG_DEBUG=1`` shows the traceback in
 
 Each command lives in the subpackage of what it does (``_COMMANDS`` maps a name to its module, which
 defines ``add_arguments(parser)`` and ``main(args)``); ``publish-weights`` is :mod:`adaaug.cli.publish`.
+
+Layer: the top; it may import every layer below (each command's module only when that command runs),
+and nothing in the library imports it.
 """
 from __future__ import annotations
 
