@@ -43,27 +43,35 @@ def _rank(module: str) -> int:
     return LAYERS.get(_package(module), 0)
 
 
-def imports(module: str) -> set[str]:
-    """Every adaaug module ``module`` imports anywhere (top level, functions, ``TYPE_CHECKING`` blocks).
-
-    ``from pkg import name`` counts as an import of ``pkg.name`` when that is a module, else of ``pkg``;
-    the root package ``adaaug`` (a lazy facade that imports nothing at run time) is left out."""
+def _from_imports(module: str) -> list[tuple[str, list[str]]]:
+    """``(target module, imported names)`` of every ``import`` / ``from … import`` of an adaaug module in
+    ``module``, anywhere in it (top level, functions, ``TYPE_CHECKING`` blocks), relative ones resolved."""
     path = MODULES[module]
     here = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
-    found: set[str] = set()
+    found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.split(".")[0] == "adaaug"}
+            found += [(a.name, []) for a in node.names if a.name.split(".")[0] == "adaaug"]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = here.split(".")[: len(here.split(".")) - node.level + 1]
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
-            if target.split(".")[0] != "adaaug":
-                continue
-            subs = {f"{target}.{a.name}" for a in node.names if f"{target}.{a.name}" in MODULES}
-            found |= subs if len(subs) == len(node.names) else subs | {target}
+            if target.split(".")[0] == "adaaug":
+                found.append((target, [a.name for a in node.names]))
+    return found
+
+
+def imports(module: str) -> set[str]:
+    """Every adaaug module ``module`` imports anywhere (see :func:`_from_imports`).
+
+    ``from pkg import name`` counts as an import of ``pkg.name`` when that is a module, else of ``pkg``;
+    the root package ``adaaug`` (a lazy facade that imports nothing at run time) is left out."""
+    found: set[str] = set()
+    for target, names in _from_imports(module):
+        subs = {f"{target}.{n}" for n in names if f"{target}.{n}" in MODULES}
+        found |= subs if names and len(subs) == len(names) else subs | {target}
     return {m for m in found if m != "adaaug" and m != module}
 
 
@@ -131,21 +139,11 @@ def test_every_layer_package_says_what_it_may_import():
 def test_every_import_inside_the_package_resolves():
     # imports inside functions only run when the function does: check each named object exists now
     missing = []
-    for module, path in MODULES.items():
+    for module in MODULES:
         if _package(module) == "protocol":
             continue
-        here = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if not isinstance(node, ast.ImportFrom):
-                continue
-            if node.level:
-                base = here.split(".")[: len(here.split(".")) - node.level + 1]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
-            if target.split(".")[0] != "adaaug":
-                continue
+        for target, names in _from_imports(module):
             imported = importlib.import_module(target)
-            missing += [f"{module}: from {target} import {a.name}" for a in node.names
-                        if not hasattr(imported, a.name) and f"{target}.{a.name}" not in MODULES]
+            missing += [f"{module}: from {target} import {n}" for n in names
+                        if not hasattr(imported, n) and f"{target}.{n}" not in MODULES]
     assert not missing, missing
