@@ -83,6 +83,12 @@ def test_wheel_carries_license_typing_marker_and_textures(tmp_path):
     assert "Apache License" in license_text and "Version 2.0" in license_text
     assert license_text == (REPO / "LICENSE").read_text()
     assert "adaaug/py.typed" in names
+    # the wheel's modules are the source tree's, every one (a stale build/ folder would add 0.2's old ones)
+    shipped = {n for n in names if n.startswith("adaaug/") and n.endswith(".py")}
+    source = {p.relative_to(REPO).as_posix() for p in (REPO / "adaaug").rglob("*.py")}
+    source |= {f"adaaug/_weights/{p.name}" for p in (REPO / "weights").glob("*.py")}  # package-dir weights/
+    assert shipped == source, (f"the wheel differs from the source tree: extra {sorted(shipped - source)[:5]}, "
+                               f"missing {sorted(source - shipped)[:5]} (remove a stale build/ folder and rebuild)")
     frost = {n.rsplit("/", 1)[1] for n in names if n.startswith("adaaug/corruptions/frost/")}
     assert frost == {"frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg", "frost6.jpg", "README.md"}
     assert "License-Expression: Apache-2.0" in meta and "Author: " in meta and "Project-URL: " in meta
