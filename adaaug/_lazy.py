@@ -5,6 +5,7 @@ imports :mod:`adaaug.corruptions.dataset` at that moment (the PEP 562 module ``_
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 from typing import Callable
@@ -18,16 +19,18 @@ def attach(package: str, path: list[str], exports: dict[str, str]) -> tuple[Call
         path: the package's ``__path__`` (its submodules are found there).
         exports: public name -> submodule defining it, relative to the package (e.g. ``"dataset"``).
     """
-    submodules = {m.name for m in pkgutil.iter_modules(path)}
+    @functools.cache
+    def submodules() -> frozenset[str]:  # listed on first need, not when the package is imported
+        return frozenset(m.name for m in pkgutil.iter_modules(path))
 
     def __getattr__(name: str):
         if name in exports:
             return getattr(importlib.import_module(f"{package}.{exports[name]}"), name)
-        if name in submodules:
+        if name in submodules():
             return importlib.import_module(f"{package}.{name}")
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     def __dir__() -> list[str]:
-        return sorted(set(exports) | {m for m in submodules if not m.startswith("_")})
+        return sorted(set(exports) | {m for m in submodules() if not m.startswith("_")})
 
     return __getattr__, __dir__, sorted(exports)

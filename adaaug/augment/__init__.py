@@ -7,11 +7,6 @@ transform); everything from :mod:`adaaug.data` up may use it.
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
+from .._lazy import attach
 
-
-def __getattr__(name: str):
-    if any(m.name == name for m in pkgutil.iter_modules(__path__)):
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__, _ = attach(__name__, __path__, {})

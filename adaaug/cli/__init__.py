@@ -46,8 +46,6 @@ _PROGRESS = ("demo", "make-c", "eval", "deepaugment-data", "mini-protocol", "fin
              "gpu-compare")
 
 
-
-
 class _Parser(argparse.ArgumentParser):
     """An argparse parser whose errors are one line on stderr (exit status 2)."""
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..runtime.devices import resolve_checked
 from .labels import CIFAR10_CLASSES, align, check_class_list, checkpoint_classes, num_outputs, read_class_list
 from .metrics import _hits, as_predictor, evaluate_corruptions, evaluate_shift
 from .options import add_arguments, check_paths
@@ -116,7 +117,7 @@ def main(args: argparse.Namespace) -> int:
     from .param_noise import evaluate_param_noise
 
     check_paths(args)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_checked(args.device)  # None (and "auto"): CUDA when available, else the CPU
     model, classes = load_model_and_classes(args.arch, checkpoint=args.checkpoint, weights=args.weights,
                                             num_classes=args.num_classes, normalize=args.normalize)
     model = model.to(device)

@@ -194,7 +194,8 @@ def _linear_model() -> nn.Module:
     return net.eval()
 
 
-def test_attacks_cheap_pgd_and_modes_restored():
+def _mixed_mode_case():
+    """The linear model with mixed train/eval modes, images it classifies as ``y``, and its snapshot."""
     net = _linear_model()
     x = torch.rand(8, 3, 32, 32)
     with torch.no_grad():
@@ -202,6 +203,11 @@ def test_attacks_cheap_pgd_and_modes_restored():
     net.train()
     net[1].eval()
     snap = _snapshot(net)
+    return net, x, y, snap
+
+
+def test_attacks_cheap_pgd_and_modes_restored():
+    net, x, y, snap = _mixed_mode_case()
     res = evaluate_attacks(net, x, y, method="pgd", steps=3, restarts=2, batch_size=5)
     _assert_untouched(net, snap)
     assert res["clean_accuracy"] == 100.0 and set(res["Linf"]) == {"0.00392157", "0.00784314"}
@@ -213,13 +219,7 @@ def test_attacks_cheap_pgd_and_modes_restored():
 
 
 def test_autoattack_restores_modes_and_requires_grad():
-    net = _linear_model()
-    x = torch.rand(8, 3, 32, 32)
-    with torch.no_grad():
-        y = net(x).argmax(1)
-    net.train()
-    net[1].eval()
-    snap = _snapshot(net)
+    net, x, y, snap = _mixed_mode_case()
     acc = robust_accuracy(net, x, y, norm="Linf", eps=8 / 255, method="autoattack", n_classes=10)
     assert acc == 0.0  # APGD-CE breaks every example, so FAB and Square never run: fast
     _assert_untouched(net, snap)
