@@ -116,6 +116,12 @@ def load_safetensors_into(module: nn.Module, path: str | os.PathLike) -> nn.Modu
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         raise ValueError(f"cannot read {path} as safetensors ({err}); the file is truncated or not a "
                          f"safetensors file: delete it and download or reinstall again") from err
+    check = getattr(module, "check_weights_metadata", None)
+    if check is not None:  # a layout mark the architecture requires (the CAE since adaaug 0.4)
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            check(f.metadata(), str(path))
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -222,7 +228,8 @@ def export_weights(module: nn.Module, name: str, tag: str, directory: str | os.P
     filename = f"{name}-{tag}.safetensors"
     path = directory / filename
     state = {k: v.detach().to(torch.float32).contiguous().cpu() for k, v in module.state_dict().items()}
-    save_file(state, str(path), metadata={"name": name, "tag": tag})
+    metadata = {"name": name, "tag": tag, **getattr(module, "weights_metadata", dict)()}
+    save_file(state, str(path), metadata=metadata)
     path.chmod(0o644)
     digest = sha256_of(path)
     card = {"name": name, "tag": tag, "file": filename, "sha256": digest,

@@ -10,7 +10,8 @@ AdA paper as a pre-processed copy of the training set, App. E.5):
   3×3 decoder convs, 80% of the draws in the decoder);
 * **activation distortions**: EDSR, one operation after the head conv and one after
   the fifth residual block; CAE, one operation on the binarised latent code (binarised
-  deterministically, sign(z), as the frozen CAE does in eval mode).
+  stochastically, +1 with probability (1 + z)/2, as DeepAugment's CAE does; AdA instead runs
+  the CAE in eval mode, sign(z), so that its corruption is a function of δ alone).
 
 Every example draws its own distortions (the reference redraws the weights for only
 ~5% of images). Per-example weights are swapped into the backbone
@@ -41,7 +42,7 @@ from torch.func import vmap
 
 from .. import paper
 from .._reparam import TensorSlots, swapped
-from ..backbones.cae import CAE, binarize
+from ..backbones.cae import CAE
 from ..backbones.edsr import EDSR
 from ..validation import check_positive, in_unit_range
 from . import deepaugment_ops as ops_mod
@@ -265,18 +266,17 @@ class DeepAugment:
         def second(mod: EDSR, r: torch.Tensor, h: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
             for j, block in enumerate(mod.body[a:]):
                 r = torch.where(keep[:, j].view(-1, 1, 1, 1), block(r), r)  # kept blocks chain
-            r = mod.body_tail(r) + h
-            r = torch.nn.functional.pixel_shuffle(mod.upsample(r), mod.scale)
-            return mod.tail(r) + mod.rgb_mean
+            return mod.upscale(mod.body_tail(r) + h)
 
-        high = self._segment(second, pe, r, h, keep)  # m×3×2H×2W
+        high = self._segment(second, pe, r, h, keep)  # m×3×(scale·H)×(scale·W)
         high = torch.nan_to_num(high, nan=0.0, posinf=1.0, neginf=0.0).clamp(0, 1)
         return model.downsample(high, size=tuple(x.shape[-2:]))
 
     def _cae(self, x: torch.Tensor, pe: dict[str, torch.Tensor], g: torch.Generator | None) -> torch.Tensor:
         m = x.shape[0]
         z = self._segment(lambda mod, t: mod.encode(t), pe, x)
-        code = binarize(z, stochastic=False)
+        # stochastic, as DeepAugment's CAE always binarises: +1 with probability (1 + z)/2, from ``g``
+        code = torch.where(ops_mod.rand(tuple(z.shape), g, z) < (1 + z) / 2, 1.0, -1.0).to(z.dtype)
         code = ops_mod.apply_activation_ops(code, self._draw(self.latent_ops, m, g), self.latent_ops,
                                             ops_mod.CAE_LATENT_OPS, g)
         return self._segment(lambda mod, c: mod.decode(c), pe, code)

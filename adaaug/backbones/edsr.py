@@ -1,4 +1,11 @@
-"""EDSR baseline ×2 (Lim et al. 2017), as used by AdA (paper App. E.6) and DeepAugment.
+"""EDSR baseline (Lim et al. 2017), ×2 or ×4: AdA's super-resolution corruption network (App. E.6).
+
+The AdA paper uses DeepAugment's EDSR weights, which are EDSR-PyTorch's published baseline ×4
+network (DeepAugment's ``edsr_baseline_x4.pt``); its parameter count (1,369,859, App. B.1) is the ×2
+network's. Both load from their published files (:mod:`adaaug.backbones.published`), which expect
+images in 0–255 and hold the DIV2K mean in two frozen 1×1 convolutions. This module works on [0, 1]
+images: :meth:`EDSR.super_resolve` of a converted network equals the published ``EDSR(255·x)/255``
+(the conversion divides every bias by 255, exact because the network is linear but for ReLUs).
 
 Maps a [0, 1] image ``N×3×H×W`` to ``N×3×H×W``. Two ways to keep the size:
 
@@ -14,9 +21,10 @@ Maps a [0, 1] image ``N×3×H×W`` to ``N×3×H×W``. Two ways to keep the size:
   image is downsampled ×2 first and super-resolved back, so detail is lost even
   with δ = 0 (SSIM ≈ 0.92 on CIFAR-10).
 
-16 residual blocks of two 3×3 convs with 64 features, one ×2 pixel-shuffle
-upsampler: 1,369,859 parameters, the count in App. B.1 of the paper. Both modes
-share the same weights.
+16 residual blocks of two 3×3 convs with 64 features, then a pixel-shuffle upsampler: one
+3×3 conv 64→256 and a ×2 shuffle at ×2 (``upsample``; 1,369,859 parameters, the count in App. B.1),
+two of them at ×4 (``upsample``, ``upsample2``; 1,517,571 parameters). Both modes share the same
+weights. adaaug's packaged CIFAR-10 ``edsr`` is a ×2 network trained on CIFAR-10, not the paper's.
 """
 from __future__ import annotations
 
@@ -47,18 +55,19 @@ class EDSR(nn.Module):
     Args:
         num_blocks: residual blocks in the body (16 for the baseline).
         features: feature channels (64 for the baseline).
-        scale: upsampling factor of the network (2).
+        scale: upsampling factor of the network, 2 or 4 (:data:`SCALES`).
         mode: ``"upsample"`` (super-resolve, then resize back; the paper's) or
             ``"downsample"`` (downsample, then super-resolve). See the module doc.
     """
 
     in_channels = 3
     MODES = ("upsample", "downsample")
+    SCALES = (2, 4)
 
     def __init__(self, num_blocks: int = 16, features: int = 64, scale: int = 2, mode: str = "upsample") -> None:
         super().__init__()
-        if scale != 2:
-            raise ValueError(f"only scale=2 is supported, got {scale}")
+        if scale not in self.SCALES:
+            raise ValueError(f"EDSR scale must be one of {self.SCALES} (EDSR-PyTorch's baseline networks), got {scale!r}")
         if mode not in self.MODES:
             raise ValueError(f"EDSR mode must be one of {self.MODES}, got {mode!r}")
         self.scale, self.mode = scale, mode
@@ -67,7 +76,10 @@ class EDSR(nn.Module):
         self.head = nn.Conv2d(3, features, 3, padding=1)
         self.body = nn.ModuleList(ResBlock(features) for _ in range(num_blocks))
         self.body_tail = nn.Conv2d(features, features, 3, padding=1)
-        self.upsample = nn.Conv2d(features, features * scale * scale, 3, padding=1)
+        # one 3×3 conv 64→256 plus a ×2 pixel shuffle per factor 2 (EDSR-PyTorch's Upsampler)
+        self.upsample = nn.Conv2d(features, 4 * features, 3, padding=1)
+        if scale == 4:
+            self.upsample2 = nn.Conv2d(features, 4 * features, 3, padding=1)
         self.tail = nn.Conv2d(features, 3, 3, padding=1)
 
     def downsample(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
@@ -78,13 +90,19 @@ class EDSR(nn.Module):
         return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
 
     def super_resolve(self, low: torch.Tensor) -> torch.Tensor:
-        """Network proper: low-resolution ``N×3×h×w`` → ``N×3×2h×2w``."""
+        """Network proper: low-resolution ``N×3×h×w`` in [0, 1] → ``N×3×(scale·h)×(scale·w)``
+        (not clamped)."""
         h = self.head(low - self.rgb_mean)
         r = h
         for block in self.body:
             r = block(r)
-        r = self.body_tail(r) + h
-        r = F.pixel_shuffle(self.upsample(r), self.scale)
+        return self.upscale(self.body_tail(r) + h)
+
+    def upscale(self, r: torch.Tensor) -> torch.Tensor:
+        """The network after its body: features ``N×64×h×w`` → image ``N×3×(scale·h)×(scale·w)``."""
+        r = F.pixel_shuffle(self.upsample(r), 2)
+        if self.scale == 4:
+            r = F.pixel_shuffle(self.upsample2(r), 2)
         return self.tail(r) + self.rgb_mean
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,8 @@ class BackboneSpec:
 
     Attributes:
         name: registry key.
-        factory: zero-argument callable returning a freshly initialised module.
+        factory: callable returning a freshly initialised module; called with no arguments, or with
+            the keyword arguments of a weights file's config (:func:`build_backbone`).
         in_channels: image channels the network takes (and returns).
         multiple_of: H and W must be divisible by this.
     """
@@ -68,6 +69,11 @@ def backbone_spec(name: str) -> BackboneSpec:
         raise ValueError(f"unknown backbone {name!r}; known backbones: {', '.join(available_backbones())}") from None
 
 
-def build_backbone(name: str) -> nn.Module:
-    """A freshly initialised (untrained) instance of the registered backbone ``name``."""
-    return backbone_spec(name).factory()
+def build_backbone(name: str, **config: object) -> nn.Module:
+    """A freshly initialised (untrained) instance of the registered backbone ``name``.
+
+    ``config`` goes to the factory as keyword arguments (e.g. ``scale=4`` for ``edsr``; a weights
+    file's recorded config); a factory that takes none is called without them.
+    """
+    factory = backbone_spec(name).factory
+    return factory(**config) if config else factory()

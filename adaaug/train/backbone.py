@@ -10,7 +10,8 @@ Objectives per backbone:
   ``super_resolve(downsample(x))`` against ``x``, whichever way the backbone is run
   as a corruption network (``model(x)`` of ``edsr`` is the upsample-then-resize-back
   construction, not the training task). Dev metric: the same ×2 SR quality.
-- ``cae``: reconstruction, MSE loss, stochastic binarisation of the latent.
+- ``cae``: reconstruction, MSE loss on the decoder's tanh output (before the clamp to [0, 1]),
+  stochastic binarisation of the latent (DeepAugment's CAE).
 
 Adam with a one-cycle cosine learning rate, random horizontal flips, a checkpoint
 written atomically after every epoch, ``--resume`` to continue, ``init`` to start
@@ -28,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..backbones import build_backbone
+from ..backbones.cae import binarize
 from .checkpoint import load_checkpoint, save_atomic
 from ..data.images import ImageSet, iterate_batches, load_images, to_float
 
@@ -53,8 +55,8 @@ def backbone_loss(name: str, model: nn.Module, x: torch.Tensor, generator: torch
         return model.loss(x)[0]
     if name in ("edsr", "edsr-down"):
         return F.l1_loss(model.super_resolve(model.downsample(x)), x)
-    if name == "cae":
-        return F.mse_loss(model(x), x)
+    if name == "cae":  # on the decoder's tanh output before the clamp, so that every pixel has a gradient
+        return F.mse_loss(model.decode_unclamped(binarize(model.encode(x), stochastic=True, generator=generator)), x)
     raise ValueError(f"no training objective for backbone {name!r}; known: unet, vqvae, edsr, edsr-down, cae")
 
 

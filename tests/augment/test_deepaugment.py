@@ -35,9 +35,13 @@ def _check_range(y: torch.Tensor) -> None:
 
 
 @pytest.mark.parametrize("kind", ["edsr", "cae"])
-def test_without_distortions_it_is_the_backbone(nets, images, kind):
+def test_without_distortions_it_is_the_backbone(nets, images, kind, monkeypatch):
     da = DeepAugment(nets[kind], generator=_gen(), **OFF[kind])
     net = nets[kind]
+    if kind == "cae":  # binarisation draws u ~ U(0, 1): with u = 1/2 it is sign(z), the eval-mode CAE
+        real = O.rand
+        monkeypatch.setattr(O, "rand", lambda shape, g, like: torch.full(shape, 0.5) if len(shape) == 4 and
+                            shape[1] == 32 else real(shape, g, like))
     if kind == "edsr":  # upsampler: super-resolve x itself, clamp the image, resize back (antialiased bilinear)
         high = net.super_resolve(images).clamp(0, 1)
         assert high.shape[-2:] == (64, 64)
@@ -45,6 +49,30 @@ def test_without_distortions_it_is_the_backbone(nets, images, kind):
     else:
         expected = net(images).clamp(0, 1)
     torch.testing.assert_close(da(images), expected, rtol=0, atol=1e-6)
+
+
+def test_cae_binarises_stochastically_like_deepaugments_network(nets, images):
+    """P(+1) = (1 + z)/2 per latent value: two generators give two codes, and the images differ."""
+    net = nets["cae"]
+    da = DeepAugment(net, **OFF["cae"])
+    seen = []
+    real = O.rand
+
+    def spy(shape, g, like):
+        u = real(shape, g, like)
+        if len(shape) == 4 and shape[1] == 32:
+            seen.append(u)
+        return u
+
+    import unittest.mock as mock
+    with mock.patch.object(O, "rand", spy):
+        a = da(images, generator=_gen(1))
+        b = da(images, generator=_gen(2))
+    assert len(seen) == 2 and not torch.equal(a, b)
+    with torch.no_grad():
+        z = net.encode(images)
+        code = torch.where(seen[0] < (1 + z) / 2, 1.0, -1.0)
+        torch.testing.assert_close(a, net.decode(code), rtol=0, atol=1e-6)
 
 
 def test_edsr_runs_as_an_upsampler_on_odd_sizes(nets):
