@@ -170,16 +170,18 @@ _PAPER_TRAINED = {"vqvae": "VQ-VAE", "unet": "U-Net"}
 def missing_tag_error(name: str, tag: str) -> UnknownWeightsError | None:
     """The error for ``weights=tag`` when backbone ``name`` has no such tag, saying where adaaug looked
     (its manifest, the published checkpoints) and how to fix it; ``None`` when the tag exists."""
-    from .published_weights import converts, published_tags
+    from .published_weights import PUBLISHED_FILES, converts, published_tags
 
     manifest = read_manifest()
     installed = sorted(manifest.get("files", {}).get(name, {}))
     published = published_tags(name)
     if tag in installed or tag in published:
         return None
-    known = ", ".join(installed + published) or "none"
+    known, asked = ", ".join(installed + published) or "none", tag
     looked = (f"Looked in adaaug's weights manifest (tags: {', '.join(installed) or 'none'}) and its table of "
               f"published checkpoints (tags: {', '.join(published) or 'none'}).")
+    if any(p.tag == tag for p in PUBLISHED_FILES):
+        tag = "imagenet"  # a publisher's tag is not one to train under: suggest the dataset's
     train = (f"`adaaug train-backbone {name} --data TRAIN_DIR --dev DEV_DIR --tag {tag} --export WEIGHTS_DIR` and pass "
              f"weights='WEIGHTS_DIR/{name}-{tag}.safetensors'")
     if converts(name):
@@ -187,15 +189,16 @@ def missing_tag_error(name: str, tag: str) -> UnknownWeightsError | None:
                f"ImageNet alike (App. E.6): pass weights='deepaugment' (downloaded once into adaaug's cache), the "
                f"published file itself (weights='path/to/file.pt'), a .safetensors file, or train your own with {train}")
     elif name in _PAPER_TRAINED:
-        fix = (f"The AdA paper trained its {_PAPER_TRAINED[name]} (and its {'U-Net' if name == 'vqvae' else 'VQ-VAE'}) "
-               f"on ImageNet (App. E.6); adaaug ships CIFAR-10 ones. Train it on your data with {train}; with several "
-               f"backbones give each its own (weights={{'edsr': 'deepaugment', 'cae': 'deepaugment', '{name}': "
-               f"'WEIGHTS_DIR/{name}-{tag}.safetensors', ...}}, or on the command line --backbone-weights "
-               f"edsr=deepaugment,cae=deepaugment,{name}=FILE,...); or pass weights='cifar10' to use the CIFAR-10 "
-               f"weights knowingly")
+        other = "unet" if name == "vqvae" else "vqvae"
+        fix = (f"The AdA paper trained its VQ-VAE and U-Net on ImageNet (App. E.6); adaaug ships CIFAR-10 ones. Train "
+               f"them on your data with {train} (likewise `adaaug train-backbone {other} ...`); with several backbones "
+               f"give each its own: weights={{'edsr': 'deepaugment', 'cae': 'deepaugment', 'vqvae': "
+               f"'WEIGHTS_DIR/vqvae-{tag}.safetensors', 'unet': 'WEIGHTS_DIR/unet-{tag}.safetensors'}} (adaaug train: "
+               f"--backbone-weights edsr=deepaugment,cae=deepaugment,vqvae=FILE,unet=FILE); or pass weights='cifar10' "
+               f"to use the CIFAR-10 weights knowingly")
     else:
         fix = f"Pass one of the known tags or a .safetensors file, or train weights with {train}"
-    return UnknownWeightsError(f"no {tag!r} weights for backbone {name!r} (known tags: {known}). {looked} {fix}")
+    return UnknownWeightsError(f"no {asked!r} weights for backbone {name!r} (known tags: {known}). {looked} {fix}")
 
 
 _CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".state", ".ckpt", ".tar", ".bin")

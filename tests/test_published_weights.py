@@ -123,7 +123,7 @@ def test_unknown_tag_says_where_it_looked_and_lists_every_tag(cache):
     for word in ("'imagenet'", "cifar10", "deepaugment", "edsr-pytorch-x2", "edsr-pytorch-x4", "Looked in",
                  "weights='deepaugment'", "App. E.6"):
         assert word in text, word
-    with pytest.raises(FileNotFoundError, match="trained its VQ-VAE.*on ImageNet.*train-backbone vqvae"):
+    with pytest.raises(FileNotFoundError, match="trained its VQ-VAE and U-Net on ImageNet.*train-backbone vqvae"):
         W.load_backbone("vqvae", "imagenet")
 
 
@@ -310,3 +310,46 @@ def test_write_atomic_leaves_no_file_when_interrupted(tmp_path):
     with pytest.raises(FileExistsError):
         files.write_atomic(tmp_path / "x.bin", lambda f: f.write(b"2"), overwrite=False)
     assert (tmp_path / "x.bin").read_bytes() == b"1" and len(list(tmp_path.iterdir())) == 1
+
+
+# ---- the ImageNet protocol and DeepAugment on the published networks ------------------------------------
+def test_imagenet_preset_takes_the_published_edsr(server, cache, tmp_path, monkeypatch):
+    from adaaug import AdversarialAugment
+
+    data = save_published(edsr_baseline_state(4), tmp_path / "x4.pt").read_bytes()
+    _publish(monkeypatch, server, "edsr", "deepaugment", data, _blob_id(data))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 4))
+    ada = AdversarialAugment.imagenet(model, ssim_threshold=None, steps=1)
+    assert server.hits == ["/edsr_baseline_x4.pt"] and "deepaugment" in repr(ada)
+    assert ada.corruptors[0].module.config["scale"] == 4
+    x, y = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 3])
+    before = {k: v.clone() for k, v in ada.corruptors[0].module.state_dict().items()}
+    out = ada(x, y, generator=torch.Generator().manual_seed(1))
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    assert all(torch.equal(before[k], v) for k, v in ada.corruptors[0].module.state_dict().items())
+
+
+def test_imagenet_preset_with_all_backbones_says_how_to_train_vqvae_and_unet(server, cache):
+    from adaaug import AdversarialAugment
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 4))
+    with pytest.raises(FileNotFoundError, match="trained its VQ-VAE and U-Net on ImageNet.*train-backbone (unet|vqvae) "
+                       ".*--tag imagenet.*edsr=deepaugment,cae=deepaugment,vqvae=FILE,unet=FILE"):
+        AdversarialAugment.imagenet(model, backbone="all")
+    assert server.hits == []  # checked before anything is downloaded
+
+
+def test_ada_and_deepaugment_run_on_given_published_files(cache, edsr_x2, cae_file):
+    from adaaug import AdversarialAugment
+    from adaaug.augment.deepaugment import DeepAugment
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 4))
+    ada = AdversarialAugment(model, backbone=["edsr", "cae"], weights={"edsr": edsr_x2, "cae": str(cae_file)},
+                             steps=1, ssim_threshold=None, chunk_size=2)
+    x, y = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1, 2, 3])
+    assert ada(x, y, generator=torch.Generator().manual_seed(1)).shape == x.shape
+    da = DeepAugment("cae", weights=cae_file, generator=torch.Generator().manual_seed(0))
+    before = {k: v.clone() for k, v in da.module.state_dict().items()}
+    out = da(x)
+    assert out.shape == x.shape and 0 <= out.min() and out.max() <= 1
+    assert all(torch.equal(before[k], v) for k, v in da.module.state_dict().items())

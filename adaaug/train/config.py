@@ -45,7 +45,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                      weight_decay=paper.IMAGENET_WEIGHT_DECAY, ada_steps=paper.IMAGENET_STEPS,
                      nu=paper.NU_EDSR_CIFAR10, chunk_size=paper.IMAGENET_NANO_BATCH,
                      step_scale=paper.IMAGENET_STEP_SCALE, ssim_threshold=paper.IMAGENET_SSIM_THRESHOLD,
-                     backbone_weights="imagenet", eval_crop=paper.IMAGENET_EVAL_SIZE),
+                     backbone_weights="deepaugment", eval_crop=paper.IMAGENET_EVAL_SIZE),
 }
 
 _PAPER_BACKBONE_CHOICES = ("edsr", "cae", "vqvae", "unet", "all")
@@ -81,8 +81,10 @@ class TrainConfig:
         method: one of :data:`METHODS` (Tables 1–2 rows).
         backbone: AdA corruption network: ``edsr``, ``cae``, ``vqvae``, ``unet`` (or another
             registered name), or ``all`` (each serves an equal share of every batch, App. E.4).
-        backbone_weights: weights tag (``cifar10``/``imagenet``), a ``.safetensors`` path, or
-            ``None`` (untrained backbone: tests only). Preset: the preset's name.
+        backbone_weights: weights tag (``cifar10``; ``deepaugment``: DeepAugment's EDSR and CAE, the
+            paper's, downloaded on first use), a file (``.safetensors`` or a published checkpoint), one
+            per backbone (``edsr=deepaugment,cae=deepaugment,vqvae=FILE,unet=FILE``), or ``None``
+            (untrained backbone: tests only). Preset: ``cifar10`` / ``deepaugment``.
         ada_steps: M, projected sign-gradient steps (10 CIFAR-10, 3 ImageNet). Preset.
         nu: relative radius ν of the weight perturbation (0.015). Preset.
         chunk_size: AdA nano-batch, examples per vmap chunk (8 CIFAR-10, 1 ImageNet). Preset.
