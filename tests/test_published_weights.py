@@ -353,3 +353,25 @@ def test_ada_and_deepaugment_run_on_given_published_files(cache, edsr_x2, cae_fi
     out = da(x)
     assert out.shape == x.shape and 0 <= out.min() and out.max() <= 1
     assert all(torch.equal(before[k], v) for k, v in da.module.state_dict().items())
+
+
+def test_convert_weights_killed_by_sigterm_leaves_no_partial_file(edsr_x2, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    real = P.write_atomic
+
+    def killed_halfway(path, write, **kwargs):
+        def half(f) -> None:
+            f.write(b"partial")
+            os.kill(os.getpid(), signal.SIGTERM)  # the command's handler turns it into SystemExit here
+
+        return real(path, half, **kwargs)
+
+    monkeypatch.setattr(P, "write_atomic", killed_halfway)
+    before = signal.getsignal(signal.SIGTERM)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as stop:
+        cli(["convert-weights", "edsr", str(edsr_x2), str(out)])
+    assert stop.value.code == 128 + signal.SIGTERM
+    assert _all_files(out) == set() and signal.getsignal(signal.SIGTERM) is before
