@@ -191,7 +191,8 @@ def _entry(name: str, digest: str) -> Path | None:
 
 def cached_conversion(name: str, original: str | os.PathLike, *, source: str | None = None) -> Path | None:
     """The safetensors file converted from ``original`` in the cache, made on first use; ``None`` when
-    caching is off. An entry whose card does not name the original's sha256 is made again."""
+    caching is off or the cache cannot be written. An entry whose card does not name the original's
+    sha256 is made again."""
     digest = sha256_of(original)
     entry = _entry(name, digest)
     if entry is None:
@@ -202,7 +203,10 @@ def cached_conversion(name: str, original: str | os.PathLike, *, source: str | N
             return entry
     except (OSError, ValueError):
         pass  # a damaged card: convert again
-    return write_converted(name, original, entry, overwrite=True, source=source, digest=digest)
+    try:
+        return write_converted(name, original, entry, overwrite=True, source=source, digest=digest)
+    except OSError:
+        return None  # a read-only or full cache: the caller converts in memory
 
 
 def _download(name: str, pub: PublishedFile, path: Path) -> None:
@@ -263,5 +267,4 @@ def fetch_published(name: str, pub: PublishedFile, looked: list[str]) -> Path:
             raise FileNotFoundError(f"could not get weights {name!r}/{pub.tag!r}. Looked at: {'; '.join(looked)} "
                                     f"({type(err).__name__}: {err}). Fix: {manual_fix(name, pub)}") from err
     converted = cached_conversion(name, original, source=f"{pub.publisher}: {pub.url}")
-    assert converted is not None  # the cache is on
-    return converted
+    return converted if converted is not None else original  # an unwritable cache: converted on each load

@@ -375,3 +375,22 @@ def test_convert_weights_killed_by_sigterm_leaves_no_partial_file(edsr_x2, tmp_p
         cli(["convert-weights", "edsr", str(edsr_x2), str(out)])
     assert stop.value.code == 128 + signal.SIGTERM
     assert _all_files(out) == set() and signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_read_only_cache_converts_in_memory(cache, cae_file, monkeypatch):
+    def read_only(*args, **kwargs):
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(P, "write_atomic", read_only)
+    net = W.load_backbone("cae", cae_file)
+    assert sum(p.numel() for p in net.parameters()) == 2_241_859 and not list(cache.rglob("*.safetensors"))
+
+
+def test_train_config_checks_each_per_backbone_weights_file(tmp_path):
+    from adaaug.train.config import ConfigError, TrainConfig
+
+    cfg = dict(data=str(tmp_path), method="ada", backbone="all", out=str(tmp_path / "run"))
+    with pytest.raises(ConfigError, match=f"--backbone-weights file {tmp_path}/v.safetensors does not exist"):
+        TrainConfig(**cfg, backbone_weights=f"edsr=deepaugment,vqvae={tmp_path}/v.safetensors").validate()
+    (tmp_path / "v.safetensors").write_bytes(b"x")  # there: accepted (its content is checked on loading)
+    TrainConfig(**cfg, backbone_weights=f"edsr=deepaugment,vqvae={tmp_path}/v.safetensors").validate()

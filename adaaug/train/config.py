@@ -330,9 +330,11 @@ class TrainConfig:
                 _data_spec("eval_data", self.eval_data, self.download)
             for spec in self.deepaugment_dirs:
                 _data_spec("deepaugment_data", spec, False)
-            if isinstance(self.backbone_weights, str) and self.backbone_weights.endswith(".safetensors") \
-                    and self.uses_ada and not Path(self.backbone_weights).is_file():
-                raise ConfigError(f"--backbone-weights file {self.backbone_weights} does not exist")
+            if isinstance(self.backbone_weights, str) and self.uses_ada:
+                for item in self.backbone_weights.split(","):  # one value, or NAME=WEIGHTS per backbone
+                    value = item.partition("=")[2] if "=" in item and not Path(item).exists() else item
+                    if value.strip().endswith(".safetensors") and not Path(value.strip()).is_file():
+                        raise ConfigError(f"--backbone-weights file {value.strip()} does not exist")
             ckpt = Path(self.out) / CHECKPOINT_NAME
             if ckpt.exists() and not self.resume:
                 raise ConfigError(f"{ckpt} exists: pass --resume to continue that run, or choose another --out")
