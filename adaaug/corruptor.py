@@ -88,13 +88,28 @@ def backbone_list(backbone) -> list:
     raise TypeError(f"backbone must be a name, an nn.Module or a non-empty list of them, got {backbone!r}")
 
 
+def make_corruptors(backbone, nu, step_size, step_scale, weights) -> list["Corruptor"]:
+    """One :class:`Corruptor` per entry of ``backbone=``; every named backbone's weights tag is checked
+    before any is loaded (or downloaded), so that a missing one fails first."""
+    from .weights import missing_tag_error, weights_for, weights_path
+
+    entries = backbone_list(backbone)
+    for b in entries:
+        if isinstance(b, str):
+            w = weights_for(b, weights)
+            if isinstance(w, str) and weights_path(b, w) is None and (missing := missing_tag_error(b, w)) is not None:
+                raise missing
+    return [make_corruptor(b, nu, step_size, step_scale, weights) for b in entries]
+
+
 def make_corruptor(b, nu, step_size, step_scale, weights) -> "Corruptor":
     """A :class:`Corruptor` for one entry of ``backbone=`` (a registered name, loaded with ``weights``, or a module)."""
     from .backbones import backbone_spec
-    from .weights import load_backbone, missing_tag_error, weights_path
+    from .weights import load_backbone, missing_tag_error, weights_for, weights_path
 
     if isinstance(b, str):
         spec = backbone_spec(b)  # ValueError listing known names
+        weights = weights_for(b, weights)  # one entry per backbone, or the same for all
         path = weights_path(b, weights) if weights is not None else None
         if isinstance(weights, str) and path is None:
             missing = missing_tag_error(b, weights)

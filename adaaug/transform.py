@@ -42,7 +42,7 @@ from .batch_io import called_by_v2_container, check_not_per_sample, unpack
 from .classifier_checks import (check_live_classifier, classifier_logits, describe, evaluated, gradient_error,
                                 input_dtype)
 from .corruptor import Corruptor as _Corruptor
-from .corruptor import backbone_list, make_corruptor
+from .corruptor import make_corruptors
 from .line_search import pull_back
 from .perturb import Blocks, example_seeds, project_, random_init, relative_norms, sign_step_
 from .validation import check_images, check_label_range, check_labels, check_positive
@@ -117,10 +117,12 @@ class AdversarialAugment(nn.Module):
             than a tensor, e.g. ``lambda out: out[0]`` for ``(logits, features)`` or
             ``lambda out: out.logits``. Default ``None``: the model must return a tensor;
             anything else raises ``TypeError`` naming the classifier and what it returned.
-        weights: weights tag for backbones given by name (``"cifar10"``; the ImageNet preset
-            asks for ``"imagenet"``), a ``.safetensors`` path, or ``None`` for untrained
-            networks (only useful for tests). A tag that is not installed raises
-            ``FileNotFoundError`` saying how to train and export it.
+        weights: for backbones given by name: a tag (``"cifar10"``, adaaug's; ``"deepaugment"``,
+            the publishers' EDSR and CAE that the paper uses, downloaded once into adaaug's cache), a
+            file (``.safetensors``, or a published ``.pt``/``.state`` checkpoint), ``None`` for
+            untrained networks (tests), or one per backbone, ``{"edsr": "deepaugment", "vqvae": path}``
+            (:func:`adaaug.weights.load_backbone`). A tag that cannot be found raises
+            ``FileNotFoundError`` saying where adaaug looked and how to get or train the weights.
         generator: default ``torch.Generator`` for the random init and backbone
             assignment (a call's ``generator=`` overrides it); ``None`` uses torch's
             global RNG.
@@ -148,7 +150,7 @@ class AdversarialAugment(nn.Module):
                  step_size: float | None = None, step_scale: float = 1.0,
                  ssim_threshold: float | None = paper.CIFAR10_SSIM_THRESHOLD,
                  chunk_size: int = paper.CIFAR10_NANO_BATCH, loss_fn: LossFn | None = None,
-                 weights: str | None = "cifar10", generator: torch.Generator | None = None,
+                 weights: str | dict | None = "cifar10", generator: torch.Generator | None = None,
                  output_fn: OutputFn | None = None) -> None:
         super().__init__()
         if not isinstance(model, nn.Module):
@@ -174,7 +176,7 @@ class AdversarialAugment(nn.Module):
         self.steps, self.chunk_size, self.ssim_threshold = int(steps), int(chunk_size), ssim_threshold
         self.loss_fn, self.output_fn = loss_fn, output_fn
         self.generator = generator
-        self.corruptors = [make_corruptor(b, nu, step_size, step_scale, weights) for b in backbone_list(backbone)]
+        self.corruptors = make_corruptors(backbone, nu, step_size, step_scale, weights)
 
     def __setattr__(self, name: str, value) -> None:
         if name == "model":  # used, not owned: never a registered submodule (state_dict, .to(), .train())
@@ -201,15 +203,18 @@ class AdversarialAugment(nn.Module):
 
     @classmethod
     def imagenet(cls, model: nn.Module, **overrides) -> "AdversarialAugment":
-        """The ImageNet protocol (App. E.4): EDSR with ImageNet weights (tag ``"imagenet"``), 3 steps,
-        η × 10/3, t 0.7, nano-batch 1.
+        """The ImageNet protocol (App. E.4): EDSR, 3 steps, η × 10/3, t 0.7, nano-batch 1.
 
-        adaaug ships no ImageNet weights: without them this raises ``FileNotFoundError``
-        saying how to train them; ``weights=`` (a tag or a ``.safetensors`` path) overrides.
+        EDSR (and the CAE with ``backbone="cae"``) carry DeepAugment's pre-trained weights, as in the
+        paper (App. E.6): tag ``"deepaugment"``, downloaded and checked on first use
+        (``FileNotFoundError`` with the URL and ``adaaug convert-weights`` when offline). The paper
+        trained its VQ-VAE and U-Net on ImageNet: train them with ``adaaug train-backbone`` and pass
+        ``weights={"edsr": "deepaugment", "cae": "deepaugment", "vqvae": file, "unet": file}`` with
+        ``backbone="all"``. ``weights=`` (a tag, a file or such a dict) overrides.
         """
         kwargs = dict(backbone="edsr", nu=paper.NU_EDSR_CIFAR10, steps=paper.IMAGENET_STEPS,
                       step_scale=paper.IMAGENET_STEP_SCALE, ssim_threshold=paper.IMAGENET_SSIM_THRESHOLD,
-                      chunk_size=paper.IMAGENET_NANO_BATCH, weights="imagenet")
+                      chunk_size=paper.IMAGENET_NANO_BATCH, weights="deepaugment")
         return cls(model, **{**kwargs, **overrides})
 
     # ---- the transform --------------------------------------------------------------------

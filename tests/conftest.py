@@ -56,17 +56,21 @@ def _single_thread():
 
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory):
-    """Decoded-image caches go to a temporary directory, never to the user's ``~/.cache/adaaug``.
+    """Decoded-image caches and converted weights go to a temporary directory, never to the user's
+    ``~/.cache/adaaug``, and published weights are never downloaded (``ADAAUG_OFFLINE``; the download
+    tests serve them from a local server).
 
     Set in ``os.environ`` so that subprocesses (torchrun tests) inherit it.
     """
-    before = os.environ.get("ADAAUG_CACHE")
+    before = {k: os.environ.get(k) for k in ("ADAAUG_CACHE", "ADAAUG_OFFLINE")}
     os.environ["ADAAUG_CACHE"] = str(tmp_path_factory.mktemp("adaaug-cache"))
+    os.environ["ADAAUG_OFFLINE"] = "1"
     yield
-    if before is None:
-        os.environ.pop("ADAAUG_CACHE", None)
-    else:
-        os.environ["ADAAUG_CACHE"] = before
+    for key, value in before.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 # ---- --no-progress ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("command", [c for c in cli._COMMANDS if c != "publish-weights"])
+@pytest.mark.parametrize("command", [c for c in cli._COMMANDS if c not in ("publish-weights", "convert-weights")])
 def test_every_long_command_accepts_no_progress(command):
     parser = cli.command_parser(command)
     options = {s for a in parser._actions for s in a.option_strings}

@@ -32,7 +32,7 @@ def test_unknown_attribute():
 def test_cli_lists_commands():
     out = subprocess.run([sys.executable, "-m", "adaaug", "--help"], capture_output=True, text=True, timeout=120)
     for cmd in ("demo", "train", "eval", "make-c", "mini-protocol", "train-backbone", "bench", "deepaugment-data",
-                "publish-weights"):
+                "publish-weights", "convert-weights"):
         assert cmd in out.stdout
 
 

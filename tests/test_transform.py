@@ -309,12 +309,12 @@ def test_all_serves_each_example_with_the_backbone_the_assignment_names(tiny_net
     assert info.backbone == expected
 
 
-def test_imagenet_preset_asks_for_imagenet_weights():
+def test_imagenet_preset_asks_for_the_published_weights():
     from adaaug.weights import load_backbone, packaged_dir
 
     net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
-    with pytest.raises(FileNotFoundError, match=r"no 'imagenet' weights .* 'edsr'.*train-backbone edsr .*--tag "
-                                                r"imagenet --export"):
+    # the paper's EDSR is DeepAugment's (the tests never download: the message says how to get the file)
+    with pytest.raises(FileNotFoundError, match=r"weights 'edsr'/'deepaugment'.*edsr_baseline_x4.pt yourself"):
         AdversarialAugment.imagenet(net)
     # the CIFAR-10 weights only when asked for, by tag or by path
     by_tag = AdversarialAugment.imagenet(net, weights="cifar10")

@@ -80,9 +80,10 @@ def test_wrong_shape_names_the_key(tmp_path):
 def test_unknown_tag_and_unknown_name(exported, monkeypatch):
     _, path = exported
     monkeypatch.setattr(W, "packaged_dir", lambda: path.parent)
-    with pytest.raises(ValueError, match="unknown weights tag 'imagenet'.*known tags: test"):
+    with pytest.raises(ValueError, match="no 'imagenet' weights for backbone 'unet' \\(known tags: test\\)"):
         W.load_backbone("unet", "imagenet")
-    with pytest.raises(ValueError, match="no pretrained weights are published for 'edsr'"):
+    with pytest.raises(ValueError, match="no 'test' weights for backbone 'edsr' \\(known tags: deepaugment, "
+                       "edsr-pytorch-x2, edsr-pytorch-x4\\)"):
         W.load_backbone("edsr", "test")
 
 

@@ -206,8 +206,9 @@ class AugmentationPipeline:
         augmix_kwargs: arguments of :class:`adaaug.augment.augmix.AugMix`.
         jsd: with AugMix, return the clean/augmix/augmix triple for the JSD loss.
         generator: ``torch.Generator`` shared by every stage (``None``: global RNG).
-        weights: AdA backbone weights: ``"preset"`` (the preset's own tag, ``cifar10`` or
-            ``imagenet``), another tag or a ``.safetensors`` path, or ``None`` (untrained, for tests).
+        weights: AdA backbone weights: ``"preset"`` (the preset's own: ``cifar10``, or ``deepaugment``,
+            the paper's published EDSR and CAE, for ``imagenet``), another tag, a weights file, one per
+            backbone (a dict or ``"edsr=deepaugment,vqvae=FILE"``), or ``None`` (untrained, for tests).
         standard: run the standard-augmentation stage; ``False`` when the data source has already
             applied it (``adaaug train``'s streaming path does, per example, in its workers).
 

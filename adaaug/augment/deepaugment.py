@@ -34,6 +34,7 @@ construction, :mod:`adaaug.backbones.edsr`). The CAE needs H, W divisible by 4.
 """
 from __future__ import annotations
 
+import os
 from typing import Callable, Sequence
 
 import torch
@@ -91,8 +92,11 @@ class DeepAugment:
             eval mode), and it must already be on the images' device. Layers that share one
             weight (``body[1] = body[0]``) share its distortions: an operation drawn for either
             name distorts that one tensor, seen by both.
-        weights: weights tag for a named backbone (``"cifar10"``); ``None`` for a freshly
-            initialised network (tests).
+        weights: for a named backbone: a tag, ``"cifar10"`` (adaaug's CIFAR-10 networks) or
+            ``"deepaugment"`` (DeepAugment's own published EDSR ×4 and CAE, downloaded and checked once
+            into adaaug's cache); a file (``.safetensors``, or the published ``edsr_baseline_x4.pt`` /
+            ``model_final.state`` itself); ``None`` for a freshly initialised network (tests). See
+            :func:`adaaug.weights.load_backbone`.
         generator: default ``torch.Generator`` (a call's ``generator=`` overrides it;
             ``None``: torch's global RNG). Draws happen on its device, so a CPU
             generator reproduces bitwise on CPU.
@@ -109,7 +113,7 @@ class DeepAugment:
     of 4 for the CAE) → distorted images, same shape, dtype and device, in [0, 1].
     """
 
-    def __init__(self, backbone: str | nn.Module = "edsr", weights: str | None = "cifar10",
+    def __init__(self, backbone: str | nn.Module = "edsr", weights: str | os.PathLike | None = "cifar10",
                  generator: torch.Generator | None = None, *, ops: Sequence[str] | None = None,
                  num_ops: int | None = None, head_ops: Sequence[str] | None = None,
                  block_ops: Sequence[str] | None = None, latent_ops: Sequence[str] | None = None,

@@ -7,7 +7,8 @@ file, an unknown name, a bad value) ends a command with ONE line on stderr,
 arguments) and :func:`main` prints it. ``ADAAUG_DEBUG=1`` shows the traceback instead.
 
 Each command lives in the subpackage of what it does (``_COMMANDS`` maps a name to its module, which
-defines ``add_arguments(parser)`` and ``main(args)``); ``publish-weights`` is :mod:`adaaug.cli.publish`.
+defines ``add_arguments(parser)`` and ``main(args)``); ``publish-weights`` is :mod:`adaaug.cli.publish`,
+``convert-weights`` :mod:`adaaug.cli.convert`.
 
 Layer: the top; it may import every layer below (each command's module only when that command runs),
 and nothing in the library imports it.
@@ -38,10 +39,13 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "gpu-compare": ("adaaug.experiments.gpu_compare",
                     "CIFAR-10 comparison on a GPU in minutes: nominal, AdA, AugMix, AdA + AugMix (ResNet-9)"),
     "bench": ("adaaug.experiments.bench", "time an AdA step against its floor; memory against chunk_size"),
+    "convert-weights": ("adaaug.cli.convert",
+                        "convert a published EDSR/CAE checkpoint (EDSR-PyTorch, DeepAugment) to safetensors"),
     "publish-weights": ("adaaug.cli.publish", "maintainers: upload weights/ to a Hugging Face Hub repo"),
 }
 
-# commands that get ``--progress/--no-progress`` here (``train`` defines its own; ``publish-weights`` is quick)
+# commands that get ``--progress/--no-progress`` here (``train`` defines its own; ``publish-weights`` and
+# ``convert-weights`` are quick)
 _PROGRESS = ("demo", "make-c", "eval", "deepaugment-data", "mini-protocol", "finetune", "bench", "train-backbone",
              "gpu-compare")
 

@@ -3,9 +3,10 @@
 Decoding an ImageFolder tree (CIFAR-10: 50,000 JPEGs) takes about a minute; the decoded
 uint8 arrays are kept as ``.npz`` files in a cache directory so that later runs skip it.
 
-* Where: ``$ADAAUG_CACHE`` if set (``none``/``off``/``0`` disables caching), else
-  ``$XDG_CACHE_HOME/adaaug``, else ``~/.cache/adaaug``. Nothing is ever written inside
-  the data directory (a cache directory inside it is refused).
+* Where: adaaug's cache directory (:func:`adaaug._files.cache_dir`): ``$ADAAUG_CACHE`` if set
+  (``none``/``off``/``0`` disables caching), else ``$XDG_CACHE_HOME/adaaug``, else
+  ``~/.cache/adaaug``. Nothing is ever written inside the data directory (a cache directory
+  inside it is refused).
 * Keyed to the data: the file name carries a sha256 over the folder's resolved path and
   every image's relative path, size in bytes and modification time (ns), so adding,
   removing, replacing or touching an image gives a new key and the stale entry is not read.
@@ -23,19 +24,9 @@ from typing import Iterable
 
 import numpy as np
 
-ENV_VAR = "ADAAUG_CACHE"
-_OFF = {"", "0", "none", "off", "false", "no"}
+from .._files import ENV_VAR, cache_dir  # noqa: F401  (ENV_VAR: documented here too)
+
 _VERSION = "folder-v2"
-
-
-def cache_dir() -> Path | None:
-    """The cache directory (not created here), or ``None`` when ``$ADAAUG_CACHE`` turns caching off."""
-    env = os.environ.get(ENV_VAR)
-    if env is not None:
-        return None if env.strip().lower() in _OFF else Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "adaaug"
 
 
 def folder_key(root: Path, files: Iterable[Path]) -> str:

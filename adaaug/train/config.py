@@ -45,7 +45,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                      weight_decay=paper.IMAGENET_WEIGHT_DECAY, ada_steps=paper.IMAGENET_STEPS,
                      nu=paper.NU_EDSR_CIFAR10, chunk_size=paper.IMAGENET_NANO_BATCH,
                      step_scale=paper.IMAGENET_STEP_SCALE, ssim_threshold=paper.IMAGENET_SSIM_THRESHOLD,
-                     backbone_weights="imagenet", eval_crop=paper.IMAGENET_EVAL_SIZE),
+                     backbone_weights="deepaugment", eval_crop=paper.IMAGENET_EVAL_SIZE),
 }
 
 _PAPER_BACKBONE_CHOICES = ("edsr", "cae", "vqvae", "unet", "all")
@@ -81,8 +81,10 @@ class TrainConfig:
         method: one of :data:`METHODS` (Tables 1–2 rows).
         backbone: AdA corruption network: ``edsr``, ``cae``, ``vqvae``, ``unet`` (or another
             registered name), or ``all`` (each serves an equal share of every batch, App. E.4).
-        backbone_weights: weights tag (``cifar10``/``imagenet``), a ``.safetensors`` path, or
-            ``None`` (untrained backbone: tests only). Preset: the preset's name.
+        backbone_weights: weights tag (``cifar10``; ``deepaugment``: DeepAugment's EDSR and CAE, the
+            paper's, downloaded on first use), a file (``.safetensors`` or a published checkpoint), one
+            per backbone (``edsr=deepaugment,cae=deepaugment,vqvae=FILE,unet=FILE``), or ``None``
+            (untrained backbone: tests only). Preset: ``cifar10`` / ``deepaugment``.
         ada_steps: M, projected sign-gradient steps (10 CIFAR-10, 3 ImageNet). Preset.
         nu: relative radius ν of the weight perturbation (0.015). Preset.
         chunk_size: AdA nano-batch, examples per vmap chunk (8 CIFAR-10, 1 ImageNet). Preset.
@@ -328,9 +330,11 @@ class TrainConfig:
                 _data_spec("eval_data", self.eval_data, self.download)
             for spec in self.deepaugment_dirs:
                 _data_spec("deepaugment_data", spec, False)
-            if isinstance(self.backbone_weights, str) and self.backbone_weights.endswith(".safetensors") \
-                    and self.uses_ada and not Path(self.backbone_weights).is_file():
-                raise ConfigError(f"--backbone-weights file {self.backbone_weights} does not exist")
+            if isinstance(self.backbone_weights, str) and self.uses_ada:
+                for item in self.backbone_weights.split(","):  # one value, or NAME=WEIGHTS per backbone
+                    value = item.partition("=")[2] if "=" in item and not Path(item).exists() else item
+                    if value.strip().endswith(".safetensors") and not Path(value.strip()).is_file():
+                        raise ConfigError(f"--backbone-weights file {value.strip()} does not exist")
             ckpt = Path(self.out) / CHECKPOINT_NAME
             if ckpt.exists() and not self.resume:
                 raise ConfigError(f"{ckpt} exists: pass --resume to continue that run, or choose another --out")

@@ -177,8 +177,8 @@ def build_model(cfg: TrainConfig, env: D.DistEnv, rt: Runtime, data: TrainData, 
                                     deepaugment_prob=cfg.deepaugment_share, jsd=cfg.jsd, generator=aug_gen,
                                     weights=cfg.backbone_weights, standard=not data.source.augmented)
     except (ValueError, FileNotFoundError) as err:
-        hint = (" (pass --backbone-weights with a tag listed in weights/manifest.json, a .safetensors path, or "
-                "'none' for an untrained backbone)") if cfg.uses_ada and "weights" in str(err) else ""
+        hint = (" (pass --backbone-weights with a tag (cifar10, deepaugment), a weights file, NAME=WEIGHTS,... "
+                "per backbone, or 'none' for an untrained backbone)") if cfg.uses_ada and "weights" in str(err) else ""
         raise ConfigError(f"cannot build the {cfg.method!r} augmentation pipeline: {err}{hint}") from err
     steps = data.source.steps_per_epoch()
     opt = torch.optim.SGD(model.parameters(), lr=cfg.peak_lr, momentum=cfg.momentum, nesterov=cfg.nesterov,

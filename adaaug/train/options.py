@@ -44,7 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("method")
     g.add_argument("--method", default=S, help=f"one of {', '.join(METHODS)} [nominal]")
     g.add_argument("--backbone", default=S, help="AdA backbone: edsr, cae, vqvae, unet or all [edsr]")
-    g.add_argument("--backbone-weights", default=S, help="tag, .safetensors path or 'none' [the preset's name]")
+    g.add_argument("--backbone-weights", default=S,
+                   help="tag (cifar10; deepaugment: the paper's EDSR and CAE, downloaded once), a file (.safetensors "
+                        "or a published .pt/.state), NAME=WEIGHTS,... per backbone, or 'none' [cifar10 / deepaugment]")
     g.add_argument("--ada-steps", type=int, default=S, help=f"M, AdA steps [{c['ada_steps']} / {i['ada_steps']}]")
     g.add_argument("--nu", type=float, default=S, help=f"relative radius ν [{c['nu']}]")
     g.add_argument("--chunk-size", type=int, default=S, help=f"AdA nano-batch [{c['chunk_size']} / {i['chunk_size']}]")

@@ -201,9 +201,10 @@ def test_pipeline_bad_input(tiny_net, batch):
         nominal(x, y.float())
 
 
-def test_imagenet_preset_asks_for_imagenet_weights_by_default(tiny_net):
-    """The pipeline leaves the weights tag to the AdA preset: no silent use of the CIFAR-10 networks."""
-    with pytest.raises(FileNotFoundError, match="'imagenet'"):
+def test_imagenet_preset_asks_for_the_published_weights_by_default(tiny_net):
+    """The pipeline leaves the weights tag to the AdA preset: no silent use of the CIFAR-10 networks; the
+    ImageNet preset's EDSR is DeepAugment's (the tests never download: the message says how to get it)."""
+    with pytest.raises(FileNotFoundError, match="'edsr'/'deepaugment'.*adaaug convert-weights edsr"):
         AugmentationPipeline(tiny_net, "ada", preset="imagenet")
     pipe = AugmentationPipeline(tiny_net, "ada", preset="cifar10")  # the packaged tag
     assert pipe.ada is not None
