@@ -10,6 +10,7 @@ Supported specs: an ImageFolder tree ``<root>/<class>/<image>`` and ``cifar10:<r
 """
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import torch
 
 
 
+_DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, getattr(errno, "EDQUOT", errno.ENOSPC)}
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 SKIP_HINT = "pass --skip-bad-images to skip unreadable files"
 
@@ -172,11 +174,42 @@ def load_image_folder(root: str | os.PathLike, cache: bool = True, skip_bad: boo
     return data
 
 
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+
+
+class DownloadError(ConnectionError):
+    """A download that failed for want of a network (or of the server); says how to get the files without one."""
+
+    says_what_to_do = True  # the command line prints this message as it is
+
+
 def load_cifar10(root: str | os.PathLike, train: bool, download: bool = False) -> ImageSet:
-    """torchvision's CIFAR10 (``download=True`` fetches it) as an :class:`ImageSet`."""
+    """torchvision's CIFAR10 (``download=True`` fetches it) as an :class:`ImageSet`.
+
+    Raises:
+        FileNotFoundError: without ``download``, when ``root`` holds no ``cifar-10-batches-py``.
+        DownloadError: the download failed (no network, the server unreachable); the message says how to
+            fetch and place the archive by hand.
+    """
     from torchvision.datasets import CIFAR10
 
-    ds = CIFAR10(str(root), train=train, download=download)
+    if not download and not (Path(root) / "cifar-10-batches-py").is_dir():
+        raise FileNotFoundError(f"CIFAR-10 is not under {root} (no {Path(root) / 'cifar-10-batches-py'}): extract "
+                                f"{CIFAR10_URL} there, or fetch it with download=True (adaaug train: --download)")
+    try:
+        ds = CIFAR10(str(root), train=train, download=download)
+    except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"
+        raise ValueError(f"CIFAR-10 under {root} is incomplete or damaged ({err}): delete "
+                         f"{Path(root) / 'cifar-10-batches-py'} and extract {CIFAR10_URL} there again, or fetch it "
+                         f"with download=True (adaaug train: --download)") from err
+    except OSError as err:
+        if not download or isinstance(err, (FileNotFoundError, PermissionError)) or err.errno in _DISK_ERRNOS:
+            raise  # not the network's fault: the command's one line says what failed
+        reason = " ".join(str(getattr(err, "reason", None) or err).split()) or type(err).__name__
+        raise DownloadError(f"could not download CIFAR-10 into {root} ({reason}): check the network connection "
+                            f"(or proxy settings), or fetch {CIFAR10_URL} on a machine with a network, extract it "
+                            f"into {root} (giving {Path(root) / 'cifar-10-batches-py'}) and run again without "
+                            f"download=True (adaaug train: without --download)") from err
     images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
     return ImageSet(images, torch.tensor(ds.targets, dtype=torch.int64), list(ds.classes))
 
