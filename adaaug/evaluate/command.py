@@ -20,7 +20,7 @@ from ..runtime.devices import resolve_checked
 from .labels import CIFAR10_CLASSES, align, check_class_list, checkpoint_classes, num_outputs, read_class_list
 from .metrics import _hits, as_predictor, evaluate_corruptions, evaluate_shift
 from .options import add_arguments, check_paths
-from .report import markdown_report
+from .report import c_set_description, markdown_report
 from .sets import CorruptionDir, open_image_set
 
 __all__ = ["CLASSIFIER_ARCHS", "load_model", "load_model_and_classes", "add_arguments", "main"]
@@ -145,6 +145,9 @@ def main(args: argparse.Namespace) -> int:
         if path:
             results[key] = evaluate_corruptions(model, path, alexnet=alex, limit=args.limit, classes=classes,
                                                 image_size=args.image_size, **opts)
+            made = c_set_description(path)  # what adaaug make-c recorded: names the set in the report
+            if made is not None:
+                results[key]["set"] = made
     shifts = {"cifar10.1": args.cifar101, "imagenet-v2": args.imagenet_v2, "imagenet-r": args.imagenet_r}
     for name, path in shifts.items():
         if path:
