@@ -31,8 +31,16 @@ class BadImageError(ValueError):
 
     def __init__(self, path: str | os.PathLike, reason: str) -> None:
         self.path, self.reason = str(path), reason
-        super().__init__(f"cannot read image {path} ({reason}); the file is truncated or not an image: "
-                         f"replace or delete it, or {SKIP_HINT}")
+        super().__init__(f"{self._base()}, or {SKIP_HINT}")
+
+    def _base(self) -> str:
+        return (f"cannot read image {self.path} ({self.reason}); the file is truncated or not an image: "
+                f"replace or delete it")
+
+    def for_command(self, has_option) -> str:
+        """The message for a command: the advice to pass ``--skip-bad-images`` only where ``has_option`` says
+        the command has it (``adaaug train``, ``make-c``, ``eval``)."""
+        return str(self) if has_option("--skip-bad-images") else self._base()
 
 
 class MixedSizesError(ValueError):
@@ -53,13 +61,15 @@ class MixedSizesError(ValueError):
 class ImageSet:
     """Images as ``uint8`` ``N×3×H×W`` with ``int64`` labels ``N`` and class names.
 
-    ``skipped``: unreadable files left out when loading (``skip_bad=True``).
+    ``skipped``: how many unreadable files were left out when loading (``skip_bad=True``);
+    ``skipped_files``: their paths relative to the folder.
     """
 
     images: torch.Tensor
     labels: torch.Tensor
     classes: list[str]
     skipped: int = 0
+    skipped_files: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return int(self.labels.numel())
@@ -69,7 +79,7 @@ class ImageSet:
         if n is None or n >= len(self):
             return self
         idx = subset_indices(len(self), n, seed)
-        return ImageSet(self.images[idx], self.labels[idx], self.classes, self.skipped)
+        return ImageSet(self.images[idx], self.labels[idx], self.classes, self.skipped, self.skipped_files)
 
 
 def subset_indices(total: int, n: int | None, seed: int = 0) -> torch.Tensor:
@@ -133,7 +143,7 @@ def _decode_folder(root: Path, files: list[Path], labels: list[int], classes: li
         raise MixedSizesError(root, sorted(shapes), "resize them to one size first, or, to train on them, "
                               "stream them (adaaug train --data-path stream)")
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-    return ImageSet(images, torch.tensor(kept, dtype=torch.int64), classes, len(skipped)), skipped
+    return ImageSet(images, torch.tensor(kept, dtype=torch.int64), classes, len(skipped), tuple(skipped)), skipped
 
 
 def report_skipped(root: str | os.PathLike, skipped: list[str]) -> None:
@@ -166,7 +176,7 @@ def load_image_folder(root: str | os.PathLike, cache: bool = True, skip_bad: boo
                                 else "unreadable")
         report_skipped(root, skipped)
         return ImageSet(torch.from_numpy(hit["images"]), torch.from_numpy(hit["labels"]),
-                        [str(c) for c in hit["classes"]], len(skipped))
+                        [str(c) for c in hit["classes"]], len(skipped), tuple(skipped))
     data, skipped = _decode_folder(root, files, labels, classes, skip_bad)
     report_skipped(root, skipped)
     cache_mod.save_entry(entry, images=data.images.numpy(), labels=data.labels.numpy(),

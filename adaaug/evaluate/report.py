@@ -107,6 +107,10 @@ def markdown_report(results: Mapping, label: str = "model") -> str:
     if "n" in clean_res:
         out += [f"Clean test set: {_count(clean_res['n'])} images of {_count(clean_res.get('classes'))} classes, "
                 f"error {_fmt(clean)} %.", ""]
+    skipped = results.get("skipped") or {}
+    if skipped.get("count"):
+        shown = ", ".join(skipped["files"][:3]) + (", ..." if skipped["count"] > 3 else "")
+        out += [f"Skipped {skipped['count']:,} unreadable image file(s) (--skip-bad-images): {shown}.", ""]
     outputs = results.get("model", {}).get("outputs")
     for key, ce_key in (("cifar10_c", "ce"), ("imagenet_c", "normalized_ce")):
         if key in results:
