@@ -110,6 +110,22 @@ def test_only_commands_with_the_option_recommend_it(tmp_path, capsys, monkeypatc
     assert ("--skip-bad-images" in line) == (command == "make-c")
 
 
+@pytest.mark.parametrize("command, module, runner", [("mini-protocol", "adaaug.experiments.mini", "run"),
+                                                     ("finetune", "adaaug.experiments.finetune", "run_grid")])
+def test_experiments_with_their_own_error_line_leave_the_advice_out(tmp_path, capsys, monkeypatch, command, module,
+                                                                    runner):
+    import importlib
+
+    from adaaug.data.images import BadImageError
+
+    def fails(*args, **kwargs):
+        raise BadImageError(tmp_path / "automobile" / "1.png", "truncated")
+
+    monkeypatch.setattr(importlib.import_module(module), runner, fails)
+    line = _error(capsys, [command, "--data", str(tmp_path), "--dev", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert "automobile/1.png" in line and "--skip-bad-images" not in line
+
+
 def _npy_c_set(root: Path, classes: list[str]) -> Path:
     root.mkdir(parents=True)
     rng = np.random.default_rng(0)
