@@ -53,6 +53,13 @@ def test_readme_has_runnable_blocks():
     assert any("README.md" in case.id for case in CASES)
 
 
+def test_every_readme_snippet_runs():
+    """No ```python block of the README is exempt: each one is among the cases run below, as written."""
+    text = (REPO / "README.md").read_text()
+    assert "<!-- no-test -->" not in text
+    assert len(python_blocks(REPO / "README.md")) == text.count("```python") >= 2
+
+
 def test_no_test_marker_is_honoured(tmp_path):
     page = tmp_path / "page.md"
     page.write_text("text\n\n```python\nprint(1)\n```\n\n<!-- no-test -->\n```python\nraise SystemExit(1)\n```\n"

@@ -4,7 +4,10 @@ Commands are imported lazily so ``adaaug --help`` stays fast. A user's mistake (
 file, an unknown name, a bad value) ends a command with ONE line on stderr,
 ``adaaug <command>: error: <what is wrong>``, and exit status 2: commands raise
 :class:`UsageError` (or ``ValueError`` / ``FileNotFoundError`` while checking their
-arguments) and :func:`main` prints it. ``ADAAUG_DEBUG=1`` shows the traceback instead.
+arguments) and :func:`main` prints it. A failure of the environment (no network, a full disk, a
+permission, a missing optional package, out of memory) ends the same way with exit status 1, its line
+saying what failed and what to do (:mod:`adaaug.runtime.environment`). ``ADAAUG_DEBUG=1`` shows the
+traceback instead.
 
 Each command lives in the subpackage of what it does (``_COMMANDS`` maps a name to its module, which
 defines ``add_arguments(parser)`` and ``main(args)``); ``publish-weights`` is :mod:`adaaug.cli.publish`,
@@ -105,7 +108,8 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``adaaug <command> ...``; returns the exit status (0 ok, 2 a user's mistake)."""
+    """Run ``adaaug <command> ...``; returns the exit status (0 ok, 1 a failure of the environment, 2 a user's
+    mistake)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = _Parser(prog="adaaug", description="AdversarialAugment (Calian et al., ICLR 2022)")
     parser.add_argument("--version", action="version", version=_version())
@@ -133,15 +137,22 @@ def main(argv: list[str] | None = None) -> int:
 
             check_device(args.device)
         return int(run(args) or 0)
-    except (UsageError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
-            ModuleNotFoundError) as err:
+    except (UsageError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as err:
         if os.environ.get("ADAAUG_DEBUG") == "1":
             raise
-        message = " ".join(str(err).split()) or type(err).__name__
-        if isinstance(err, ModuleNotFoundError) and "pip install" not in message:
-            message += ' (the protocol commands need the extra: pip install "adaaug[protocol]")'
+        has_option = sub.choices[args.command]._option_string_actions.__contains__
+        advice = getattr(err, "for_command", None)  # an error whose advice names an option some commands lack
+        message = " ".join((advice(has_option) if callable(advice) else str(err)).split()) or type(err).__name__
         print(f"adaaug {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except Exception as err:  # the environment: network, disk, permissions, a missing package, memory
+        from ..runtime.environment import EXIT_ENVIRONMENT, environment_message, is_environment_failure
+
+        if not is_environment_failure(err) or os.environ.get("ADAAUG_DEBUG") == "1":
+            raise
+        has_option = sub.choices[args.command]._option_string_actions.__contains__
+        print(f"adaaug {args.command}: error: {environment_message(err, has_option)}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
     finally:
         if previous is None:
             os.environ.pop("ADAAUG_PROGRESS", None)

@@ -204,24 +204,45 @@ def resize_center_crop(image: np.ndarray, size: int, crop: int | None = None) ->
     return np.ascontiguousarray(image[top:top + crop, left:left + crop])
 
 
-def _load(source, resize: int | None, crop: int | None, limit: int | None, seed: int):
+def _decode_resized(spec: str, resize: int, crop: int | None, limit: int | None, seed: int, skip_bad: bool):
+    """The folder's images (the seeded ``limit`` subset), decoded and resized one at a time (mixed sizes)."""
+    import torch
+
+    from ..data.images import BadImageError, ImageSet, decode_image, list_image_folder, report_skipped, subset_indices
+
+    files, labels, classes = list_image_folder(spec)
+    arrays, kept, skipped = [], [], []
+    for i in subset_indices(len(files), limit, seed).tolist():
+        try:
+            arrays.append(resize_center_crop(decode_image(files[i]), resize, crop))
+        except BadImageError:
+            if not skip_bad:
+                raise
+            skipped.append(str(Path(files[i]).relative_to(spec)))
+            continue
+        kept.append(labels[i])
+    report_skipped(spec, skipped)
+    if not arrays:
+        return ImageSet(torch.zeros(0, 3, crop or resize, crop or resize, dtype=torch.uint8),
+                        torch.zeros(0, dtype=torch.int64), classes, len(skipped), tuple(skipped))
+    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    return ImageSet(images, torch.tensor(kept, dtype=torch.int64), classes, len(skipped), tuple(skipped))
+
+
+def _load(source, resize: int | None, crop: int | None, limit: int | None, seed: int, skip_bad: bool = False):
     """``(ImageSet, spec)``: the source's images (the seeded ``limit`` subset), resized when asked."""
     import torch
 
-    from ..data.images import ImageSet, MixedSizesError, decode_image, list_image_folder, load_images, subset_indices
+    from ..data.images import ImageSet, MixedSizesError, load_images
 
     if isinstance(source, ImageSet):
         data, spec = source, "<ImageSet>"
     elif isinstance(source, (str, os.PathLike)):
         spec = str(source)
         if resize is not None and not spec.startswith("cifar10:"):  # decode one file at a time: mixed sizes
-            files, labels, classes = list_image_folder(spec)
-            idx = subset_indices(len(files), limit, seed).tolist()
-            arrays = [resize_center_crop(decode_image(files[i]), resize, crop) for i in idx]
-            images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-            return ImageSet(images, torch.tensor([labels[i] for i in idx], dtype=torch.int64), classes), spec
+            return _decode_resized(spec, resize, crop, limit, seed, skip_bad), spec
         try:
-            data = load_images(spec, train=False)
+            data = load_images(spec, train=False, skip_bad=skip_bad)
         except MixedSizesError as err:
             raise ValueError(f"images under {err.root} have different sizes ({err.sizes()}): pass resize=N "
                              f"(--resize N) to resize each image's shorter side to N and keep its centre N×N "
@@ -232,13 +253,13 @@ def _load(source, resize: int | None, crop: int | None, limit: int | None, seed:
     if resize is not None and len(data):
         arrays = [resize_center_crop(img, resize, crop) for img in data.images.permute(0, 2, 3, 1).numpy()]
         data = ImageSet(torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous(), data.labels,
-                        data.classes, data.skipped)
+                        data.classes, data.skipped, data.skipped_files)
     return data, spec
 
 
 def make_c(source, out: str | os.PathLike, *, size: str = "auto", seed: int = 0, limit: int | None = None,
            corruptions: list[str] | tuple[str, ...] | None = None, workers: int = 1, resize: int | None = None,
-           crop: int | None = None, verbose: bool = True) -> dict:
+           crop: int | None = None, skip_bad: bool = False, verbose: bool = True) -> dict:
     """Write a CIFAR-10-C-format directory; returns the metadata written to ``OUT/make_c.json``.
 
     Args:
@@ -261,6 +282,9 @@ def make_c(source, out: str | os.PathLike, *, size: str = "auto", seed: int = 0,
             ``Resize`` + ``CenterCrop``). Default: images as they are (all of one size).
         crop: side of the centre crop after ``resize`` (at most ``resize``; default ``resize``).
             ImageNet-C's preprocessing is ``resize=256, crop=224``.
+        skip_bad: leave out image files that cannot be decoded (``--skip-bad-images``) instead of raising
+            :class:`~adaaug.data.images.BadImageError`; they are named on stderr and in ``make_c.json``
+            (``"skipped"``: their count and paths).
         verbose: a progress bar on stderr when bars are on (``adaaug make-c`` without ``--no-progress``,
             or ``ADAAUG_PROGRESS=1``).
 
@@ -285,9 +309,9 @@ def make_c(source, out: str | os.PathLike, *, size: str = "auto", seed: int = 0,
     unknown = [n for n in names if n not in ALL]
     if unknown or not names:
         raise ValueError(f"unknown corruption(s) {unknown}; choose from {', '.join(ALL)}")
-    data, spec = _load(source, resize, crop, limit, int(seed))
+    data, spec = _load(source, resize, crop, limit, int(seed), skip_bad)
     if len(data) == 0:
-        raise ValueError(f"{spec} holds no images")
+        raise ValueError(f"{spec} holds no {'readable ' if data.skipped else ''}images")
     images = data.images.permute(0, 2, 3, 1).contiguous().numpy()  # N×H×W×3 uint8
     if images.dtype != np.uint8 or images.shape[-1] != 3:
         raise ValueError(f"expected uint8 RGB images, got {images.dtype} with {images.shape[-1]} channels")
@@ -308,7 +332,8 @@ def make_c(source, out: str | os.PathLike, *, size: str = "auto", seed: int = 0,
     np.save(out / "labels.npy", np.tile(data.labels.numpy().astype(np.int64), 5))
     meta = {"source": spec, "images": n, "height": h, "width": w, "size": size, "params": params,
             "resize": resize, "crop": crop if crop is not None or resize is None else resize, "seed": int(seed),
-            "limit": limit, "corruptions": names, "classes": list(data.classes), "seconds": timings,
+            "limit": limit, "skipped": {"count": data.skipped, "files": list(data.skipped_files)},
+            "corruptions": names, "classes": list(data.classes), "seconds": timings,
             "layout": "<corruption>.npy uint8 (5·N, H, W, 3), severities 1..5 stacked; labels.npy int64 (5·N,)",
             "reference": "Hendrycks & Dietterich, ICLR 2019 (CIFAR-10-C / ImageNet-C severities)"}
     (out / "make_c.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -335,13 +360,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crop", type=int, metavar="M",
                    help="with --resize N: keep the centre M×M instead (M ≤ N); ImageNet-C's preprocessing is "
                         "--resize 256 --crop 224")
+    p.add_argument("--skip-bad-images", action="store_true",
+                   help="leave out image files that cannot be decoded (named on stderr and in make_c.json) instead "
+                        "of stopping (default: stop, naming the file)")
 
 
 def main(args: argparse.Namespace) -> int:
     meta = make_c(args.src, args.out, size=args.size, seed=args.seed, limit=args.limit,
-                  corruptions=args.corruptions, workers=args.workers, resize=args.resize, crop=args.crop)
+                  corruptions=args.corruptions, workers=args.workers, resize=args.resize, crop=args.crop,
+                  skip_bad=args.skip_bad_images)
     note = auto_note(args.size, meta["params"], meta["height"], meta["width"])
     if note:
         print(f"make-c: {note}", file=sys.stderr)
-    print(json.dumps({k: meta[k] for k in ("images", "height", "width", "params", "seed", "corruptions")}))
+    print(json.dumps({k: meta[k] for k in ("images", "height", "width", "params", "seed", "corruptions", "skipped")}))
     return 0

@@ -10,6 +10,7 @@ Supported specs: an ImageFolder tree ``<root>/<class>/<image>`` and ``cifar10:<r
 """
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import torch
 
 
 
+_DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, getattr(errno, "EDQUOT", errno.ENOSPC)}
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 SKIP_HINT = "pass --skip-bad-images to skip unreadable files"
 
@@ -29,8 +31,16 @@ class BadImageError(ValueError):
 
     def __init__(self, path: str | os.PathLike, reason: str) -> None:
         self.path, self.reason = str(path), reason
-        super().__init__(f"cannot read image {path} ({reason}); the file is truncated or not an image: "
-                         f"replace or delete it, or {SKIP_HINT}")
+        super().__init__(f"{self._base()}, or {SKIP_HINT}")
+
+    def _base(self) -> str:
+        return (f"cannot read image {self.path} ({self.reason}); the file is truncated or not an image: "
+                f"replace or delete it")
+
+    def for_command(self, has_option) -> str:
+        """The message for a command: the advice to pass ``--skip-bad-images`` only where ``has_option`` says
+        the command has it (``adaaug train``, ``make-c``, ``eval``)."""
+        return str(self) if has_option("--skip-bad-images") else self._base()
 
 
 class MixedSizesError(ValueError):
@@ -51,13 +61,15 @@ class MixedSizesError(ValueError):
 class ImageSet:
     """Images as ``uint8`` ``N×3×H×W`` with ``int64`` labels ``N`` and class names.
 
-    ``skipped``: unreadable files left out when loading (``skip_bad=True``).
+    ``skipped``: how many unreadable files were left out when loading (``skip_bad=True``);
+    ``skipped_files``: their paths relative to the folder.
     """
 
     images: torch.Tensor
     labels: torch.Tensor
     classes: list[str]
     skipped: int = 0
+    skipped_files: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return int(self.labels.numel())
@@ -67,7 +79,7 @@ class ImageSet:
         if n is None or n >= len(self):
             return self
         idx = subset_indices(len(self), n, seed)
-        return ImageSet(self.images[idx], self.labels[idx], self.classes, self.skipped)
+        return ImageSet(self.images[idx], self.labels[idx], self.classes, self.skipped, self.skipped_files)
 
 
 def subset_indices(total: int, n: int | None, seed: int = 0) -> torch.Tensor:
@@ -131,7 +143,7 @@ def _decode_folder(root: Path, files: list[Path], labels: list[int], classes: li
         raise MixedSizesError(root, sorted(shapes), "resize them to one size first, or, to train on them, "
                               "stream them (adaaug train --data-path stream)")
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-    return ImageSet(images, torch.tensor(kept, dtype=torch.int64), classes, len(skipped)), skipped
+    return ImageSet(images, torch.tensor(kept, dtype=torch.int64), classes, len(skipped), tuple(skipped)), skipped
 
 
 def report_skipped(root: str | os.PathLike, skipped: list[str]) -> None:
@@ -164,7 +176,7 @@ def load_image_folder(root: str | os.PathLike, cache: bool = True, skip_bad: boo
                                 else "unreadable")
         report_skipped(root, skipped)
         return ImageSet(torch.from_numpy(hit["images"]), torch.from_numpy(hit["labels"]),
-                        [str(c) for c in hit["classes"]], len(skipped))
+                        [str(c) for c in hit["classes"]], len(skipped), tuple(skipped))
     data, skipped = _decode_folder(root, files, labels, classes, skip_bad)
     report_skipped(root, skipped)
     cache_mod.save_entry(entry, images=data.images.numpy(), labels=data.labels.numpy(),
@@ -172,11 +184,42 @@ def load_image_folder(root: str | os.PathLike, cache: bool = True, skip_bad: boo
     return data
 
 
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+
+
+class DownloadError(ConnectionError):
+    """A download that failed for want of a network (or of the server); says how to get the files without one."""
+
+    says_what_to_do = True  # the command line prints this message as it is
+
+
 def load_cifar10(root: str | os.PathLike, train: bool, download: bool = False) -> ImageSet:
-    """torchvision's CIFAR10 (``download=True`` fetches it) as an :class:`ImageSet`."""
+    """torchvision's CIFAR10 (``download=True`` fetches it) as an :class:`ImageSet`.
+
+    Raises:
+        FileNotFoundError: without ``download``, when ``root`` holds no ``cifar-10-batches-py``.
+        DownloadError: the download failed (no network, the server unreachable); the message says how to
+            fetch and place the archive by hand.
+    """
     from torchvision.datasets import CIFAR10
 
-    ds = CIFAR10(str(root), train=train, download=download)
+    if not download and not (Path(root) / "cifar-10-batches-py").is_dir():
+        raise FileNotFoundError(f"CIFAR-10 is not under {root} (no {Path(root) / 'cifar-10-batches-py'}): extract "
+                                f"{CIFAR10_URL} there, or fetch it with download=True (adaaug train: --download)")
+    try:
+        ds = CIFAR10(str(root), train=train, download=download)
+    except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"
+        raise ValueError(f"CIFAR-10 under {root} is incomplete or damaged ({err}): delete "
+                         f"{Path(root) / 'cifar-10-batches-py'} and extract {CIFAR10_URL} there again, or fetch it "
+                         f"with download=True (adaaug train: --download)") from err
+    except OSError as err:
+        if not download or isinstance(err, (FileNotFoundError, PermissionError)) or err.errno in _DISK_ERRNOS:
+            raise  # not the network's fault: the command's one line says what failed
+        reason = " ".join(str(getattr(err, "reason", None) or err).split()) or type(err).__name__
+        raise DownloadError(f"could not download CIFAR-10 into {root} ({reason}): check the network connection "
+                            f"(or proxy settings), or fetch {CIFAR10_URL} on a machine with a network, extract it "
+                            f"into {root} (giving {Path(root) / 'cifar-10-batches-py'}) and run again without "
+                            f"download=True (adaaug train: without --download)") from err
     images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
     return ImageSet(images, torch.tensor(ds.targets, dtype=torch.int64), list(ds.classes))
 

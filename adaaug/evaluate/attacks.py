@@ -139,7 +139,8 @@ def _autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str
         from pyautoattack import AutoAttack
     except ImportError as err:
         raise ImportError("method='autoattack' needs the reference AutoAttack (the pyautoattack package): "
-                          "pip install 'adaaug[protocol]' (or pip install pyautoattack), or use method='pgd'") from err
+                          "pip install 'adaaug[protocol]' (or pip install pyautoattack), or use method='pgd' "
+                          "(adaaug eval: --attack-method pgd)") from err
 
     def logits(images: torch.Tensor) -> torch.Tensor:
         return _logits(model, images)

@@ -20,7 +20,7 @@ from ..runtime.devices import resolve_checked
 from .labels import CIFAR10_CLASSES, align, check_class_list, checkpoint_classes, num_outputs, read_class_list
 from .metrics import _hits, as_predictor, evaluate_corruptions, evaluate_shift
 from .options import add_arguments, check_paths
-from .report import markdown_report
+from .report import c_set_description, markdown_report
 from .sets import CorruptionDir, open_image_set
 
 __all__ = ["CLASSIFIER_ARCHS", "load_model", "load_model_and_classes", "add_arguments", "main"]
@@ -125,7 +125,9 @@ def main(args: argparse.Namespace) -> int:
     if args.classes:
         classes, origin = read_class_list(args.classes), "--classes"
     opts = dict(batch_size=args.batch_size, device=device)
-    raw = open_image_set(args.data, args.image_size)
+    skip = bool(getattr(args, "skip_bad_images", False))
+    raw = open_image_set(args.data, args.image_size, skip_bad=skip)
+    skipped = [str(Path(args.data) / f) for f in getattr(raw, "skipped", [])]
     k = num_outputs(model, raw, device)
     if classes is not None:
         check_class_list(classes, f"the class list ({origin})", k)
@@ -143,13 +145,19 @@ def main(args: argparse.Namespace) -> int:
     c_sets = {"cifar10_c": (args.cifar_c, False), "imagenet_c": (args.imagenet_c, True)}
     for key, (path, alex) in c_sets.items():
         if path:
-            results[key] = evaluate_corruptions(model, path, alexnet=alex, limit=args.limit, classes=classes,
+            c_dir = CorruptionDir(path, args.image_size, classes, skip_bad=skip)
+            results[key] = evaluate_corruptions(model, c_dir, alexnet=alex, limit=args.limit, classes=classes,
                                                 image_size=args.image_size, **opts)
+            skipped += [str(Path(path) / f) for f in c_dir.skipped]
+            made = c_set_description(path)  # what adaaug make-c recorded: names the set in the report
+            if made is not None:
+                results[key]["set"] = made
     shifts = {"cifar10.1": args.cifar101, "imagenet-v2": args.imagenet_v2, "imagenet-r": args.imagenet_r}
     for name, path in shifts.items():
         if path:
-            results.setdefault("shift", {})[name] = evaluate_shift(model, path, classes=classes,
-                                                                   image_size=args.image_size, **opts)
+            results.setdefault("shift", {})[name] = res = evaluate_shift(model, path, classes=classes, skip_bad=skip,
+                                                                         image_size=args.image_size, **opts)
+            skipped += [str(Path(path) / f) for f in res.pop("skipped", [])]
     if args.attacks:
         subset = clean.take(args.attack_samples)
         images = torch.cat(list(subset.batches(args.batch_size)))
@@ -161,10 +169,14 @@ def main(args: argparse.Namespace) -> int:
         results["robust"] = evaluate_attacks(model, images, labels, method=method, seed=args.seed, **pgd, **opts)
     if args.param_noise:
         path, alex = (args.cifar_c, False) if args.cifar_c else (args.imagenet_c, True)
-        c_dir = CorruptionDir(path, args.image_size, classes) if path else None
+        c_dir = CorruptionDir(path, args.image_size, classes, skip_bad=skip) if path else None
         results["param_noise"] = evaluate_param_noise(model, clean, c_dir, etas=args.param_noise,
                                                       samples=args.noise_samples, seed=args.seed, alexnet=alex,
                                                       limit=args.limit, **opts)
+        skipped += [str(Path(path) / f) for f in (c_dir.skipped if c_dir else [])]
+    if skip:  # --skip-bad-images: the files left out, each once
+        files = list(dict.fromkeys(skipped))
+        results["skipped"] = {"count": len(files), "files": files}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     label = args.label or Path(args.checkpoint or args.weights).stem

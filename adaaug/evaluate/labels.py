@@ -72,16 +72,34 @@ def check_class_list(classes: Sequence[str], where: str = "the class list",
     return names
 
 
-def class_list_near(root: Path) -> list[str] | None:
-    """The class list next to a ``labels.npy`` (the first of :data:`CLASS_FILES` present; ``adaaug make-c``
-    writes ``make_c.json``), or None."""
+def class_list_file(root: Path) -> Path | None:
+    """The file holding the class list next to a ``labels.npy`` (the first of :data:`CLASS_FILES` present that
+    holds one; ``adaaug make-c`` writes ``make_c.json``), or None."""
     for name in CLASS_FILES:
-        path = root / name
+        path = Path(root) / name
         if path.is_file():
             if name == "make_c.json" and "classes" not in json.loads(path.read_text()):
                 continue
-            return read_class_list(path)
+            return path
     return None
+
+
+def class_list_near(root: Path) -> list[str] | None:
+    """The class list next to a ``labels.npy`` (read from :func:`class_list_file`), or None."""
+    path = class_list_file(root)
+    return None if path is None else read_class_list(path)
+
+
+def _fix_for_names(source) -> str:
+    """How to fix class names the model does not have, for where ``source``'s names come from."""
+    origin = getattr(source, "names_from", None)
+    if origin == "folders":
+        return "remove or rename those class folders"
+    if origin:  # a class-list file next to arrays: the images are rows of .npy files, not files in folders
+        return (f"rename them in {origin} to the model's class names if they are the same classes, or rebuild the "
+                f"set from images of the model's classes only (e.g. adaaug make-c on a folder holding only those "
+                f"classes)")
+    return "give those images labels among the model's classes"
 
 
 def checkpoint_classes(meta: dict, where: str) -> list[str] | None:
@@ -159,7 +177,7 @@ def align(source, classes: Sequence[str] | None, *, num_outputs: int | None = No
         unknown = [c for c in names if c not in position]
         if unknown:
             raise ValueError(f"{where}: classes {_names(unknown)} are not among the model's {len(classes)} classes "
-                             f"({_names(classes)}); remove or rename those class folders, or {HOW_TO_PASS}")
+                             f"({_names(classes)}); {_fix_for_names(source)}, or {HOW_TO_PASS}")
         mapping = np.asarray([position[c] for c in names], dtype=np.int64)
         return source.relabel(mapping[source.labels], classes)
     labels = source.labels

@@ -138,6 +138,7 @@ def _check_c_classes(cdir: CorruptionDir, jobs, classes: list[str] | None, k: in
             if npy_checked:
                 continue  # one labels.npy serves every npy corruption
             labels, names, numeric, npy_checked = cdir.labels, cdir.label_names, False, True
+            origin = getattr(cdir, "names_from", None)
         else:
             folder = cdir.folders[name] / str(severity)
             if not folder.is_dir():
@@ -146,8 +147,8 @@ def _check_c_classes(cdir: CorruptionDir, jobs, classes: list[str] | None, k: in
             found = sorted(d.name for d in folder.iterdir() if d.is_dir())
             numeric = bool(found) and all(n.isdigit() for n in found)
             labels = np.asarray([int(n) for n in found] if numeric else range(len(found)), dtype=np.int64)
-            names = None if numeric else found
-        stub = ArraySource(np.zeros((len(labels), 1, 1, 3), np.uint8), labels, names, numeric)
+            names, origin = None if numeric else found, "folders"
+        stub = ArraySource(np.zeros((len(labels), 1, 1, 3), np.uint8), labels, names, numeric, names_from=origin)
         align(stub, classes, num_outputs=k, where=_where(cdir, name, severity))
 
 
@@ -221,21 +222,25 @@ def evaluate_corruptions(model: Union[nn.Module, Predictor], c_dir: str | os.Pat
 def evaluate_shift(model: Union[nn.Module, Predictor], spec: str | os.PathLike, *,
                    classes: Sequence[str] | None = None, train_classes: Sequence[str] | None = None,
                    image_size: int | None = None, batch_size: int = 256,
-                   device: str | torch.device | None = None) -> dict:
+                   device: str | torch.device | None = None, skip_bad: bool = False) -> dict:
     """Accuracy (%) on a distribution-shift set (CIFAR-10.1, ImageNet-v2, ImageNet-R).
 
     ``classes`` (alias ``train_classes``): the model's class names in logit order; the set's class
     names are matched to them (see :func:`accuracy`). When the set's classes are a strict subset
     of them (ImageNet-R: 200 of the 1000 ImageNet classes), only those logits compete
-    (Hendrycks et al. 2021). Returns ``{"accuracy": %, "n": images, "classes": classes scored}``.
+    (Hendrycks et al. 2021). ``skip_bad``: leave out image files that cannot be decoded. Returns
+    ``{"accuracy": %, "n": images, "classes": classes scored}``, with ``"skipped"`` (those files' paths)
+    when any were left out.
     """
     if classes is None:
         classes = train_classes
-    src = open_image_set(spec, image_size)
+    src = open_image_set(spec, image_size, skip_bad=skip_bad)
     aligned = align(src, classes, num_outputs=num_outputs(model, src, device), where=str(spec))
     columns = None
     if src.classes is not None and classes is not None and len(src.classes) < len(classes):
         columns = [list(classes).index(c) for c in src.classes]
         aligned = src  # labels index the set's own classes, i.e. ``columns``
     acc = _hits(as_predictor(model, batch_size, device), aligned, columns)
-    return {"accuracy": acc, "n": len(aligned), "classes": len(np.unique(aligned.labels))}
+    out = {"accuracy": acc, "n": len(aligned), "classes": len(np.unique(aligned.labels))}
+    skipped = list(getattr(src, "skipped", []))
+    return {**out, "skipped": skipped} if skipped else out

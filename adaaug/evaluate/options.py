@@ -57,6 +57,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise-samples", type=int, default=paper.PARAM_NOISE_SAMPLES,
                    help="perturbation draws averaged per η (paper: 50)")
     p.add_argument("--limit", type=int, help="only N evenly spaced images of every set/severity (default: all)")
+    p.add_argument("--skip-bad-images", action="store_true",
+                   help="leave out image files that cannot be decoded (named on stderr, counted and listed in the "
+                        "report; a folder read at --image-size is read once more to find them) instead of stopping "
+                        "(default: stop, naming the file)")
     p.add_argument("--seed", type=int, default=0, help="seeds attacks and parameter noise")
     p.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: cuda if available, else cpu)")

@@ -60,7 +60,10 @@ class ImageSource(Protocol):
 class ArraySource:
     """uint8 images ``N×H×W×3`` (numpy, memory-mapped numpy, or a torch ``N×3×H×W`` tensor) + labels."""
 
-    def __init__(self, images, labels, classes: Sequence[str] | None = None, numeric: bool = False) -> None:
+    def __init__(self, images, labels, classes: Sequence[str] | None = None, numeric: bool = False, *,
+                 names_from: str | None = None) -> None:
+        """``names_from``: where the class names come from, for messages: ``"folders"`` (class folders), the
+        path of a class-list file, or None (given directly)."""
         if isinstance(images, torch.Tensor):
             if images.ndim != 4 or images.shape[1] != 3:
                 raise ValueError(f"image tensor must be N×3×H×W, got {tuple(images.shape)}")
@@ -75,7 +78,8 @@ class ArraySource:
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         self.images, self.labels = images, labels.astype(np.int64)
         self.classes = list(classes) if classes is not None else None
-        self.numeric = numeric
+        self.numeric, self.names_from = numeric, names_from
+        self.skipped: list[str] = []  # unreadable files left out (--skip-bad-images)
         if self.classes is not None and len(self.labels) and (self.labels.min() < 0
                                                               or self.labels.max() >= len(self.classes)):
             raise ValueError(f"labels reach {int(self.labels.max())} (minimum {int(self.labels.min())}) but only "
@@ -89,11 +93,16 @@ class ArraySource:
         if n is None or n >= len(self):
             return self
         idx = _spread(len(self), n)
-        return ArraySource(self.images[idx], self.labels[idx], self.classes, self.numeric)
+        return self._like(ArraySource(self.images[idx], self.labels[idx], self.classes, self.numeric,
+                                      names_from=self.names_from))
 
     def relabel(self, labels: np.ndarray, classes: Sequence[str] | None) -> "ArraySource":
         """The same images with ``labels`` (N,) naming ``classes``."""
-        return ArraySource(self.images, labels, classes)
+        return self._like(ArraySource(self.images, labels, classes, names_from=self.names_from))
+
+    def _like(self, other: "ArraySource") -> "ArraySource":
+        other.skipped = self.skipped
+        return other
 
     def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
         for lo in range(0, len(self), batch_size):
@@ -102,7 +111,14 @@ class ArraySource:
 
 
 class FolderSource:
-    """An ImageFolder tree decoded batch by batch (never all in memory)."""
+    """An ImageFolder tree decoded batch by batch (never all in memory).
+
+    An unreadable file stops :meth:`batches` with a :class:`~adaaug.data.images.BadImageError` naming it;
+    :meth:`without_unreadable` leaves such files out (``skipped``) by decoding every file once first.
+    """
+
+    names_from = "folders"
+    skipped: list[str] = []
 
     def __init__(self, root: str | os.PathLike, size: int | None = None) -> None:
         root = Path(root)
@@ -146,7 +162,35 @@ class FolderSource:
                             numeric=False)
         return out
 
+    def without_unreadable(self, root: Path | None = None) -> "FolderSource":
+        """This source without the files that cannot be decoded, their paths (relative to ``root``, default
+        this set's folder) in ``skipped``; reads every file once."""
+        from ..data.images import BadImageError, report_skipped
+
+        keep, skipped = [], []
+        for i, f in enumerate(self.files):
+            try:
+                self._load(f)
+                keep.append(i)
+            except BadImageError:
+                skipped.append(str(f.relative_to(root or self.root)))
+        report_skipped(root or self.root, skipped)
+        out = FolderSource.__new__(FolderSource)
+        out.__dict__.update(self.__dict__, files=[self.files[i] for i in keep], labels=self.labels[keep],
+                            skipped=skipped)
+        return out
+
     def _load(self, path: Path) -> np.ndarray:
+        from PIL import Image, UnidentifiedImageError
+
+        from ..data.images import BadImageError
+
+        try:
+            return self._decode(path)
+        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:  # truncated, corrupt, not an image
+            raise BadImageError(path, " ".join(str(err).split()) or type(err).__name__) from None
+
+    def _decode(self, path: Path) -> np.ndarray:
         from PIL import Image
 
         with Image.open(path) as im:
@@ -194,8 +238,12 @@ def _with_names(source: ArraySource, classes: list[str] | None, root: Path) -> A
         raise ValueError(f"{root}: {err} (the class list next to its labels)") from None
 
 
-def open_image_set(spec: str | os.PathLike, size: int | None = None) -> ImageSource:
-    """A clean or distribution-shift evaluation set (see the module docstring for layouts)."""
+def open_image_set(spec: str | os.PathLike, size: int | None = None, skip_bad: bool = False) -> ImageSource:
+    """A clean or distribution-shift evaluation set (see the module docstring for layouts).
+
+    ``skip_bad``: leave out image files that cannot be decoded (their paths in the set's ``skipped``)
+    instead of raising :class:`~adaaug.data.images.BadImageError`.
+    """
     spec = str(spec)
     if spec.startswith("cifar10:"):
         from ..data.images import load_cifar10
@@ -209,28 +257,37 @@ def open_image_set(spec: str | os.PathLike, size: int | None = None) -> ImageSou
         root = root.parent
     pair = _npy_pair(root)
     if pair is not None:
-        from .labels import class_list_near
+        from .labels import class_list_file, class_list_near
 
-        return _with_names(ArraySource(np.load(pair[0], mmap_mode="r"), np.load(pair[1])), class_list_near(root),
-                           root)
+        names_file = class_list_file(root)
+        return _with_names(ArraySource(np.load(pair[0], mmap_mode="r"), np.load(pair[1]),
+                                       names_from=None if names_file is None else str(names_file)),
+                           class_list_near(root), root)
     if size is None:
         from ..data.images import load_image_folder
 
-        data = load_image_folder(root)
+        data = load_image_folder(root, skip_bad=skip_bad)
         if all(c.isdigit() for c in data.classes):
-            return ArraySource(data.images, np.asarray([int(data.classes[i]) for i in data.labels]), numeric=True)
-        return ArraySource(data.images, data.labels.numpy(), data.classes)
-    return FolderSource(root, size)
+            source = ArraySource(data.images, np.asarray([int(data.classes[i]) for i in data.labels]), numeric=True,
+                                 names_from="folders")
+        else:
+            source = ArraySource(data.images, data.labels.numpy(), data.classes, names_from="folders")
+        source.skipped = list(data.skipped_files)
+        return source
+    return FolderSource(root, size).without_unreadable() if skip_bad else FolderSource(root, size)
 
 
 class CorruptionDir:
     """A -C directory: ``source(name, severity)`` gives the images of one corruption and severity."""
 
     def __init__(self, root: str | os.PathLike, size: int | None = None,
-                 classes: Sequence[str] | None = None) -> None:
+                 classes: Sequence[str] | None = None, skip_bad: bool = False) -> None:
         """``classes``: the model's class names in logit order, which the evaluation maps this directory's
-        class names to (default: unknown, see :func:`~adaaug.evaluate.labels.align`)."""
-        self.root, self.size = Path(root), size
+        class names to (default: unknown, see :func:`~adaaug.evaluate.labels.align`). ``skip_bad``: leave out
+        image files of the folder layout that cannot be decoded; their paths (relative to ``root``) gather in
+        ``skipped``."""
+        self.root, self.size, self.skip_bad = Path(root), size, skip_bad
+        self.skipped: list[str] = []
         self.classes = list(classes) if classes is not None else None
         if not self.root.is_dir():
             raise FileNotFoundError(f"corruption directory {self.root} does not exist")
@@ -242,6 +299,7 @@ class CorruptionDir:
                                     f"(ImageNet-C layout), for corruptions among {', '.join(ALL)}")
         self.labels: np.ndarray | None = None
         self.label_names: list[str] | None = None  # names of the npy layout's label indices, from a class list
+        self.names_from: str | None = None  # the class-list file that names them
         if self.npy:
             path = self.root / "labels.npy"
             if not path.is_file():
@@ -259,9 +317,11 @@ class CorruptionDir:
                 if shape[0] != len(self.labels):
                     raise ValueError(f"{file} holds {shape[0]} images but labels.npy has {len(self.labels)} labels; "
                                      f"both must be 5·N (severities 1..5 stacked)")
-            from .labels import class_list_near
+            from .labels import class_list_file, class_list_near
 
             self.label_names = class_list_near(self.root)
+            names_file = class_list_file(self.root)
+            self.names_from = None if names_file is None else str(names_file)
             if self.label_names is not None and len(self.labels) and self.labels.max() >= len(self.label_names):
                 raise ValueError(f"{path} has labels up to {int(self.labels.max())} but the class list next to it "
                                  f"names {len(self.label_names)} classes; the class list must name every label")
@@ -281,6 +341,10 @@ class CorruptionDir:
             array = np.load(self.npy[name], mmap_mode="r")
             n = len(array) // 5
             sl = slice((severity - 1) * n, severity * n)
-            return ArraySource(array[sl], self.labels[sl], self.label_names).take(limit)
+            return ArraySource(array[sl], self.labels[sl], self.label_names, names_from=self.names_from).take(limit)
         folder = self.folders[name] / str(severity)
-        return FolderSource(folder, self.size).take(limit)
+        source = FolderSource(folder, self.size).take(limit)
+        if self.skip_bad:
+            source = source.without_unreadable(self.root)
+            self.skipped += [s for s in source.skipped if s not in self.skipped]
+        return source

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 
 from .. import paper
 from . import bench_measure as measure
+from ..runtime.markdown import table
 
 BACKBONES = ("edsr", "cae", "vqvae", "unet")
 
@@ -310,10 +311,10 @@ def markdown(report: dict) -> str:
              f", commit {env['commit']}, {env['date']}, sizes `{report['sizes']}`", ""]
     if report["sizes"] != "full" or not env["device"].startswith("cuda"):
         lines += ["**Not meaningful:** CI-sized or off a GPU; the figures only show that every part runs.", ""]
-    lines += ["| part | status | seconds | note |", "| --- | --- | --- | --- |"]
-    for name, r in parts.items():
-        note = r.get("error") or r.get("skipped") or r.get("summary") or ""
-        lines.append(f"| {name} | {r['status']} | {r['seconds']:.0f} | {note} |")
+    # a note may be an error message over several lines, holding "|": table() keeps it in its cell
+    lines += table(["part", "status", "seconds", "note"],
+                   ([name, r["status"], f"{r['seconds']:.0f}", r.get("error") or r.get("skipped") or r.get("summary")
+                     or ""] for name, r in parts.items()))
     pe = parts.get("per-example", {}).get("backbones")
     if pe:
         cfg = parts["per-example"]["config"]

@@ -285,7 +285,8 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     try:
         results = run_grid(cfg, jobs=a.jobs, report_only=a.report_only)
     except (ValueError, FileNotFoundError) as err:
-        print(f"adaaug finetune: error: {err}", file=sys.stderr)
+        advice = getattr(err, "for_command", None)  # advice naming an option this command lacks is left out
+        print(f"adaaug finetune: error: {advice(lambda flag: False) if callable(advice) else err}", file=sys.stderr)
         return 2
     print(report(results))
     print(f"wall time {results['wall_s'] / 60:.1f} min; wrote {Path(cfg.out) / 'results.md'}, results.json, "

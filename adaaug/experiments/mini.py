@@ -362,7 +362,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         results = run(cfg)
     except (ValueError, FileNotFoundError) as err:
-        print(f"adaaug mini-protocol: error: {err}", file=sys.stderr)
+        advice = getattr(err, "for_command", None)  # advice naming an option this command lacks is left out
+        print(f"adaaug mini-protocol: error: {advice(lambda flag: False) if callable(advice) else err}", file=sys.stderr)
         return 2
     print(report(results))
     print(f"wall time {results['wall_s'] / 60:.1f} min (rough estimate was {results['estimate_s'] / 60:.1f} min)")

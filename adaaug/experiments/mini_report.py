@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from ..corruptions import BENCHMARK
+from ..runtime.markdown import table
 
 SHORT = {"gaussian_noise": "Gauss", "shot_noise": "Shot", "impulse_noise": "Impulse", "defocus_blur": "Defocus",
          "glass_blur": "Glass", "motion_blur": "Motion", "zoom_blur": "Zoom", "snow": "Snow", "frost": "Frost",
@@ -23,13 +24,12 @@ def markdown_table(rows: Sequence[dict], corruptions: Sequence[str] = BENCHMARK)
     def fmt(v: float | None) -> str:
         return "–" if v is None else f"{v:.2f}"
 
-    lines = ["| method | clean error | mCE | mCE − clean | " + " | ".join(SHORT[c] for c in corruptions) + " |",
-             "|" + " --- |" * (4 + len(corruptions))]
-    for r in rows:
+    def cells(r: dict) -> list[str]:
         gap = None if r["mce"] is None or r["clean_error"] is None else r["mce"] - r["clean_error"]
-        lines.append(f"| {r['method']} | {fmt(r['clean_error'])} | {fmt(r['mce'])} | {fmt(gap)} | "
-                     + " | ".join(fmt(r["ce"].get(c)) for c in corruptions) + " |")
-    return "\n".join(lines)
+        return [r["method"], fmt(r["clean_error"]), fmt(r["mce"]), fmt(gap)] + [fmt(r["ce"].get(c)) for c in corruptions]
+
+    header = ["method", "clean error", "mCE", "mCE − clean"] + [SHORT[c] for c in corruptions]
+    return "\n".join(table(header, (cells(r) for r in rows)))
 
 
 def save_plot(rows: Sequence[dict], path: Path, title: str, classes: int = 10) -> None:

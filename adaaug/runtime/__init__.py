@@ -3,7 +3,9 @@
 :mod:`adaaug.runtime.devices` (:func:`~adaaug.runtime.devices.check_device`, cleaning up after a failed
 command), :mod:`adaaug.runtime.progress` (tqdm bars on stderr, the ETA of ``adaaug train``) and
 :mod:`adaaug.runtime.errors` (:class:`~adaaug.runtime.errors.UsageError`,
-:class:`~adaaug.runtime.errors.ConfigError`).
+:class:`~adaaug.runtime.errors.ConfigError`), :mod:`adaaug.runtime.environment` (one line for a failure of
+the environment: network, disk, permissions, packages, memory) and :mod:`adaaug.runtime.markdown` (the
+reports' tables).
 
 Layer: imports nothing of adaaug's; everything above the augmentations may use it. Names load on
 first access, so ``adaaug --help`` stays fast.
