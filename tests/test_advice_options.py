@@ -33,6 +33,7 @@ ALL, ANY = "all commands", "any command"
 #: by several commands whose text speaks of options of some of them, each checked to exist on one).
 MODULE_COMMANDS: dict[str, tuple[str, ...] | str] = {
     "cli/__init__.py": ALL,
+    "cli/convert.py": ("convert-weights",),
     "cli/publish.py": ("publish-weights",),
     "corruptions/dataset.py": ("make-c",),
     "data/images.py": ("train", "make-c", "eval"),  # the others get BadImageError's message without the advice
@@ -65,6 +66,7 @@ MODULE_COMMANDS: dict[str, tuple[str, ...] | str] = {
     "train/options.py": ("train",),
     "train/sources.py": ("train",),
     "train/training_data.py": ("train",),
+    "published_weights.py": ANY,
     "weights.py": ANY,
 }
 

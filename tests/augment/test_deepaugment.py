@@ -75,6 +75,22 @@ def test_cae_binarises_stochastically_like_deepaugments_network(nets, images):
         torch.testing.assert_close(a, net.decode(code), rtol=0, atol=1e-6)
 
 
+def test_edsr_x4_distorts_and_without_distortions_is_the_backbone(images):
+    """DeepAugment's own EDSR is the ×4 network: both upsamplers run, weights come back unchanged."""
+    torch.manual_seed(3)
+    net = EDSR(scale=4).eval()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x = images[:2, :, :12, :12]
+    high = net.super_resolve(x).clamp(0, 1)
+    assert high.shape[-2:] == (48, 48)
+    expected = F.interpolate(high, size=(12, 12), mode="bilinear", align_corners=False, antialias=True)
+    torch.testing.assert_close(DeepAugment(net, generator=_gen(), **OFF["edsr"])(x), expected, rtol=0, atol=1e-6)
+    y = DeepAugment(net, generator=_gen())(x)
+    assert y.shape == x.shape and not torch.allclose(y, expected)
+    _check_range(y)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
 def test_edsr_runs_as_an_upsampler_on_odd_sizes(nets):
     """No downsampling first: any H, W works, and the output keeps the input's size."""
     x = torch.rand(2, 3, 15, 21, generator=_gen(4))
