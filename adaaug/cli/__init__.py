@@ -7,7 +7,8 @@ file, an unknown name, a bad value) ends a command with ONE line on stderr,
 arguments) and :func:`main` prints it. A failure of the environment (no network, a full disk, a
 permission, a missing optional package, out of memory) ends the same way with exit status 1, its line
 saying what failed and what to do (:mod:`adaaug.runtime.environment`). ``ADAAUG_DEBUG=1`` shows the
-traceback instead.
+traceback instead. Ctrl-C and SIGTERM (a scheduler's kill) stop a command the same way: its cleanup runs, it prints
+``adaaug <command>: interrupted by SIGTERM`` (or ``SIGINT``) and exits with 143 (or 130).
 
 Each command lives in the subpackage of what it does (``_COMMANDS`` maps a name to its module, which
 defines ``add_arguments(parser)`` and ``main(args)``); ``publish-weights`` is :mod:`adaaug.cli.publish`,
@@ -109,7 +110,7 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``adaaug <command> ...``; returns the exit status (0 ok, 1 a failure of the environment, 2 a user's
-    mistake)."""
+    mistake, 130 Ctrl-C, 143 SIGTERM)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = _Parser(prog="adaaug", description="AdversarialAugment (Calian et al., ICLR 2022)")
     parser.add_argument("--version", action="version", version=_version())
@@ -128,6 +129,23 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     _, run = _lookup(args.command)
+    from ..runtime.interrupts import exit_status, interrupt_line, terminate_as_interrupt
+
+    try:
+        with terminate_as_interrupt() as caught:  # SIGTERM (SLURM, Kubernetes, timeout) is handled as Ctrl-C
+            return _run(args, run, sub)
+    except BaseException as err:  # an interrupt, or whatever it became on its way out (a stopped worker)
+        if caught.signum is None and not isinstance(err, KeyboardInterrupt):
+            raise
+        if os.environ.get("ADAAUG_DEBUG") == "1":
+            raise
+        print(interrupt_line(args.command, caught.signum or getattr(err, "signum", None), getattr(err, "hint", "")),
+              file=sys.stderr)
+        return exit_status(caught.signum or getattr(err, "signum", None))
+
+
+def _run(args: argparse.Namespace, run: Callable, sub: argparse._SubParsersAction) -> int:
+    """Run the parsed command; a user's mistake becomes one line on stderr and exit status 2."""
     previous = os.environ.get("ADAAUG_PROGRESS")
     if hasattr(args, "progress"):
         os.environ["ADAAUG_PROGRESS"] = "1" if args.progress else "0"

@@ -99,22 +99,22 @@ def _write_all(images: np.ndarray, out: Path, names: list[str], params: str, see
     tasks = [(str(images_file), str(out), name, severity, chunk, size, params, seed)
              for name in names for severity in range(1, 6) for chunk in range(-(-n // size))]
     seconds = dict.fromkeys(names, 0.0)
+    from ..runtime.interrupts import check as check_interrupt
+
     try:
         if workers > 1 and len(tasks) > 1:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+            from ..runtime.interrupts import process_pool
 
-            ctx = multiprocessing.get_context("spawn")
             saved = {var: os.environ.get(var) for var in _THREAD_VARS}
             os.environ.update(dict.fromkeys(_THREAD_VARS, "1"))  # inherited by the workers spawned below
-            try:
-                with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=ctx,
-                                         initializer=_single_threaded) as pool:
+            try:  # an interrupt (Ctrl-C, SIGTERM) stops the workers at once; the temporary files go below
+                with process_pool(min(workers, len(tasks)), initializer=_single_threaded) as pool:
                     futures = [pool.submit(_chunk_task, *task) for task in tasks]
                     for future in futures:
                         future.add_done_callback(lambda _: tick(1))
                     for task, future in zip(tasks, futures):
                         seconds[task[2]] += future.result()
+                        check_interrupt()
             finally:
                 for var, value in saved.items():  # this process's settings as they were
                     if value is None:
@@ -123,6 +123,7 @@ def _write_all(images: np.ndarray, out: Path, names: list[str], params: str, see
                         os.environ[var] = value
         else:
             for task in tasks:
+                check_interrupt()
                 seconds[task[2]] += _chunk_task(*task)
                 tick(1)
         for name in names:
@@ -132,6 +133,17 @@ def _write_all(images: np.ndarray, out: Path, names: list[str], params: str, see
         for name in names:
             (out / f".{name}.tmp.npy").unlink(missing_ok=True)
     return {name: round(s, 2) for name, s in seconds.items()}
+
+
+def remove_leftovers(out: Path) -> list[str]:
+    """Remove the hidden temporary files (``.<corruption>.tmp.npy``, ``.make_c.images.tmp.npy``) that a run
+    killed outright (SIGKILL, a power cut) left in ``out``; returns their names. A run that is interrupted
+    (Ctrl-C, SIGTERM) or fails removes its own."""
+    names = [f".{name}.tmp.npy" for name in (*ALL, "make_c.images")]
+    found = [p for p in (out / n for n in names) if p.is_file()] if out.is_dir() else []
+    for p in found:
+        p.unlink(missing_ok=True)
+    return [p.name for p in found]
 
 
 def resolve_params(size: str, height: int, width: int) -> str:
@@ -319,6 +331,10 @@ def make_c(source, out: str | os.PathLike, *, size: str = "auto", seed: int = 0,
     params = resolve_params(size, h, w)
     check_size(size, params, h, w, names)
     out = Path(out)
+    stale = remove_leftovers(out)
+    if stale and verbose:
+        print(f"make-c: removed {len(stale)} temporary file(s) of an earlier run that was killed: "
+              f"{', '.join(stale)}", file=sys.stderr)
     from ..runtime.devices import removed_on_failure
     from ..runtime.progress import bar
 

@@ -60,6 +60,18 @@ def load_model_and_classes(arch: str | None = None, *, checkpoint: str | os.Path
     """:func:`load_model` and the class names in logit order the checkpoint records (``adaaug train``
     writes them into ``final.safetensors``; a ``torch.save`` dict may hold a ``"classes"`` list; the packaged
     ``cifar10`` classifiers have CIFAR-10's), else None."""
+    model, classes, _ = load_model_described(arch, checkpoint=checkpoint, weights=weights, num_classes=num_classes,
+                                             normalize=normalize)
+    return model, classes
+
+
+def load_model_described(arch: str | None = None, *, checkpoint: str | os.PathLike | None = None,
+                         weights: str | None = None, num_classes: int | None = None,
+                         normalize: str | None = None) -> tuple[nn.Module, list[str] | None, dict]:
+    """:func:`load_model_and_classes` and what the model is, for a report: ``{"arch", "num_classes",
+    "normalize", "method"}`` as given or as the checkpoint records them (``method``: the training method
+    ``adaaug train`` recorded, else None). A ``checkpoint.pt`` of ``adaaug train`` is read too: its
+    run's settings name the architecture and normalisation."""
     from ..models import build_classifier
     from ..weights import load_classifier
 
@@ -71,7 +83,9 @@ def load_model_and_classes(arch: str | None = None, *, checkpoint: str | os.Path
         if arch is not None and arch != name:
             raise ValueError(f"--weights {weights} is a {name}, but arch {arch!r} was requested")
         tag = tag or "cifar10"
-        return load_classifier(name, tag), list(CIFAR10_CLASSES) if tag == "cifar10" else None
+        model = load_classifier(name, tag)
+        info = {"arch": name, "num_classes": _outputs(model), "normalize": "cifar10", "method": None}  # as packaged
+        return model, list(CIFAR10_CLASSES) if tag == "cifar10" else None, info
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -92,12 +106,16 @@ def load_model_and_classes(arch: str | None = None, *, checkpoint: str | os.Path
         if isinstance(obj, dict) and isinstance(obj.get("classes"), (list, tuple)):
             meta = {"classes": list(obj["classes"])}
             state = {k: v for k, v in state.items() if k != "classes"} if state is obj else state
+        run = obj.get("config") if isinstance(obj, dict) else None
+        if isinstance(run, dict):  # adaaug train's checkpoint.pt: the run's settings say what it is
+            meta.update({k: v for k, v in (("arch", run.get("arch")), ("normalize", run.get("preset")),
+                                           ("method", run.get("method"))) if isinstance(v, str)})
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise ValueError(f"{path} holds no state_dict: expected {{'model': state_dict, ...}} or a state_dict")
     arch = arch or meta.get("arch")
     if arch is None:
         raise ValueError(f"{path} does not record its architecture; pass --arch")
-    classes = num_classes or int(meta.get("num_classes", 10))
+    classes = num_classes or int(meta.get("num_classes") or _fc_outputs(state) or 10)
     norm = normalize or meta.get("normalize") or ("imagenet" if arch == "resnet50" else "cifar10")
     model = build_classifier(arch, classes, normalize=norm)
     state = {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
@@ -109,7 +127,18 @@ def load_model_and_classes(arch: str | None = None, *, checkpoint: str | os.Path
     except RuntimeError as err:
         raise ValueError(f"{path} does not fit {arch} with {classes} classes: {str(err).splitlines()[0]} "
                          f"(wrong --arch or --num-classes?)") from err
-    return model.eval(), checkpoint_classes(meta, str(path))
+    info = {"arch": arch, "num_classes": classes, "normalize": norm, "method": meta.get("method")}
+    return model.eval(), checkpoint_classes(meta, str(path)), info
+
+
+def _fc_outputs(state: dict) -> int | None:
+    """Outputs of the last linear layer of a state_dict (its last 2-D weight), else None."""
+    shapes = [v.shape for k, v in state.items() if k.endswith("weight") and v.dim() == 2]
+    return int(shapes[-1][0]) if shapes else None
+
+
+def _outputs(model: nn.Module) -> int | None:
+    return _fc_outputs(model.state_dict())
 
 
 def main(args: argparse.Namespace) -> int:
@@ -118,8 +147,8 @@ def main(args: argparse.Namespace) -> int:
 
     check_paths(args)
     device = resolve_checked(args.device)  # None (and "auto"): CUDA when available, else the CPU
-    model, classes = load_model_and_classes(args.arch, checkpoint=args.checkpoint, weights=args.weights,
-                                            num_classes=args.num_classes, normalize=args.normalize)
+    model, classes, described = load_model_described(args.arch, checkpoint=args.checkpoint, weights=args.weights,
+                                                     num_classes=args.num_classes, normalize=args.normalize)
     model = model.to(device)
     origin = "checkpoint" if classes is not None else None
     if args.classes:
@@ -138,7 +167,8 @@ def main(args: argparse.Namespace) -> int:
     if args.limit:
         clean = clean.take(args.limit)
     acc = _hits(as_predictor(model, **opts), clean)
-    results: dict = {"model": {"arch": args.arch, "checkpoint": args.checkpoint, "weights": args.weights,
+    results: dict = {"model": {"arch": described["arch"], "checkpoint": args.checkpoint, "weights": args.weights,
+                               "normalize": described["normalize"], "method": described["method"],
                                "outputs": k, "class_names_from": origin},
                      "clean": {"accuracy": acc, "error": 100.0 - acc, "n": len(clean),
                                "classes": len(np.unique(clean.labels))}}
@@ -177,6 +207,9 @@ def main(args: argparse.Namespace) -> int:
     if skip:  # --skip-bad-images: the files left out, each once
         files = list(dict.fromkeys(skipped))
         results["skipped"] = {"count": len(files), "files": files}
+    from ..runtime.provenance import producer
+
+    results["producer"] = producer("eval")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     label = args.label or Path(args.checkpoint or args.weights).stem

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -92,7 +91,9 @@ def main(args: argparse.Namespace) -> int:
             print(f"adaaug bench --suite: {e}", file=sys.stderr)
             return 2
         return 0 if all(r["status"] in ("ok", "skipped") for r in report["parts"].values()) else 1
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    from ..runtime.provenance import source_commit
+
+    commit = source_commit() or "unknown"  # adaaug's own commit, not that of a repository around the working folder
     machine = torch.cuda.get_device_name(dev) if dev.type == "cuda" else \
         f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
     print(f"{'backbone':<8}{'nominal s':>10}{'AdA s':>9}{'floor s':>9}{'AdA/floor':>10}{'AdA/nominal':>12}"
@@ -111,11 +112,13 @@ def main(args: argparse.Namespace) -> int:
 
 def _bench_backbones(args: argparse.Namespace, out: Path, dev: torch.device, machine: str, commit: str) -> None:
     from ..runtime.progress import bar
+    from ..runtime.provenance import producer
 
     for name in bar(args.backbones, desc="bench", unit="backbone"):
         r = run(name, args.batch_size, args.steps, args.chunk_size, args.device, args.repeats, args.arch,
                 args.memory_chunks, args.memory_batches)
-        r.update({"machine": machine, "torch": torch.__version__, "commit": commit, "date": time.strftime("%Y-%m-%d")})
+        r.update({"machine": machine, "torch": torch.__version__, "commit": commit, "date": time.strftime("%Y-%m-%d"),
+                  "producer": producer("bench")})
         print(f"{name:<8}{r['nominal_step_s']:>10.3f}{r['ada_step_s']:>9.2f}{r['floor_s']:>9.2f}"
               f"{r['ada_over_floor']:>10.2f}{r['ada_over_nominal']:>12.1f}{100 * r['share_projection_step']:>8.1f}"
               f"{100 * r['share_line_search']:>9.1f}{100 * r['share_random_init']:>8.1f}"

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import paper
+from ..runtime.cost import floor_seconds  # the cost model adaaug train warns with
 
 
 def _sync(device: torch.device) -> None:
@@ -124,7 +125,7 @@ def run(backbone: str, batch_size: int, steps: int, chunk_size: int, device: str
         F.cross_entropy(model(x), y).backward()
     res["classifier_fwd_bwd_s"] = median_time(classifier_fb, dev, repeats)
     res["backbone_fwd_bwd_s"] = median_time(backbone_fb, dev, repeats)
-    res["floor_s"] = (steps + 1) * res["classifier_fwd_bwd_s"] + steps * res["backbone_fwd_bwd_s"]
+    res["floor_s"] = floor_seconds(res["classifier_fwd_bwd_s"], res["backbone_fwd_bwd_s"], steps)
     res["ada_over_floor"] = res["ada_step_s"] / res["floor_s"]
     res["ada_over_nominal"] = res["ada_step_s"] / res["nominal_step_s"]
     corruptor = ada.corruptors[0]
@@ -137,8 +138,8 @@ def run(backbone: str, batch_size: int, steps: int, chunk_size: int, device: str
             torch.autograd.grad(out.square().mean(), list(delta.values()))
     res["per_example_backbone_fwd_bwd_s"] = median_time(per_example_backbone_fb, dev, repeats)
     res["per_example_over_shared"] = res["per_example_backbone_fwd_bwd_s"] / res["backbone_fwd_bwd_s"]
-    res["per_example_floor_s"] = ((steps + 1) * res["classifier_fwd_bwd_s"]
-                                  + steps * res["per_example_backbone_fwd_bwd_s"])
+    res["per_example_floor_s"] = floor_seconds(res["classifier_fwd_bwd_s"], res["per_example_backbone_fwd_bwd_s"],
+                                               steps)
     res["ada_over_per_example_floor"] = res["ada_step_s"] / res["per_example_floor_s"]
     totals: dict[str, float] = {}
     # the final forward c_{φ+δ}(x) is the only backbone call made without grad

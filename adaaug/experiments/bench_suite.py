@@ -81,11 +81,9 @@ def time_limit(seconds: float):
 
 
 def environment(device: torch.device) -> dict:
-    try:  # a copy of the tree without git history (a device machine) names its commit in ADAAUG_COMMIT
-        commit = os.environ.get("ADAAUG_COMMIT") or subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = "unknown"
+    from ..runtime.provenance import source_commit
+
+    commit = source_commit() or "unknown"  # a copy of the tree without git history names it in ADAAUG_COMMIT
     env = {"device": str(device), "torch": torch.__version__, "python": platform.python_version(),
            "machine": platform.machine(), "threads": torch.get_num_threads(), "commit": commit,
            "date": time.strftime("%Y-%m-%d %H:%M")}

@@ -245,10 +245,9 @@ def run_grid(cfg: FinetuneConfig, jobs: int = 1, report_only: bool = False) -> d
              for m, b in sorted(cfg.rows(), key=lambda r: (-cost[r[0]], -cfg.backbones.index(r[1] or cfg.backbones[0])))
              if tier((m, b)) == t]
     if jobs > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from ..runtime.interrupts import process_pool  # an interrupt stops the workers at once
 
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with process_pool(jobs) as pool:
             records = list(bar(pool.map(_worker, *zip(*[(cfg, j, data_spec, clean_dir, c_dir) for j in order])),
                                total=len(order), desc="finetune", unit="run"))
     else:
@@ -262,6 +261,9 @@ def _write(cfg: FinetuneConfig, records: Sequence[dict], packaged: dict, start: 
     results = summarise(cfg, records, packaged)
     results["wall_s"] = round(time.time() - start, 1)
     results["machine"] = _machine()
+    from ..runtime.provenance import producer
+
+    results["producer"] = producer("finetune")
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "results.md").write_text(report(results) + "\n")
     if results["rows"]:

@@ -121,13 +121,9 @@ def file_tag(rows: tuple[str, ...], device: str) -> str:
 def environment(device) -> dict[str, Any]:
     import torch
 
-    commit = os.environ.get("ADAAUG_COMMIT", "")
-    if not commit:
-        try:
-            commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                    timeout=10, cwd=Path(__file__).parent).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            commit = ""
+    from ..runtime.provenance import source_commit
+
+    commit = source_commit()
     env = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
            "cpus": os.cpu_count(), "commit": commit or "unknown", "date": time.strftime("%Y-%m-%d %H:%M")}
     if device.type == "cuda":

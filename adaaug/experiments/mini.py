@@ -271,6 +271,7 @@ def run_method(cfg: MiniConfig, method: str, data_spec: str, out: Path, clean_di
 def run(cfg: MiniConfig) -> dict[str, Any]:
     """The whole mini-protocol; returns what it writes to ``OUT/results.json``."""
     from ..data.images import load_images
+    from ..runtime.provenance import producer
 
     cfg.validate()
     start = time.time()
@@ -289,11 +290,10 @@ def run(cfg: MiniConfig) -> dict[str, Any]:
           f"(rates measured on 2 cores)", file=sys.stderr, flush=True)
     args = (data_spec, out, clean_dir, c_dir, c_key)
     if cfg.jobs > 1 and len(cfg.methods) > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from ..runtime.interrupts import process_pool  # an interrupt stops the workers at once
 
         order = sorted(cfg.methods, key=lambda m: ("ada" in m, "augmix" in m), reverse=True)  # longest first
-        with ProcessPoolExecutor(min(cfg.jobs, len(order)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        with process_pool(min(cfg.jobs, len(order))) as pool:
             futures = {m: pool.submit(run_method, cfg, m, *args) for m in order}
             by_method = {m: f.result() for m, f in futures.items()}
     else:
@@ -304,7 +304,7 @@ def run(cfg: MiniConfig) -> dict[str, Any]:
     results = {"settings": settings, "train_images": n_train, "dev_images": n_dev, "dev_classes": classes, "rows": rows,
                "paper_mce": {m: PAPER_MCE[m] for m in cfg.methods if m in PAPER_MCE},
                "wall_s": round(time.time() - start, 1), "estimate_s": round(estimate, 1),
-               "machine": machine_name(cfg.device)}
+               "machine": machine_name(cfg.device), "producer": producer("mini-protocol")}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     untrained = "" if cfg.backbone_weights else " (untrained)"
     title = (f"ResNet-20, {n_train} train images × {cfg.epochs} epochs, AdA {cfg.backbone}{untrained} "

@@ -1,11 +1,13 @@
 """What every command shares while it runs: the ``--device`` check, progress bars, one-line errors.
 
 :mod:`adaaug.runtime.devices` (:func:`~adaaug.runtime.devices.check_device`, cleaning up after a failed
-command), :mod:`adaaug.runtime.progress` (tqdm bars on stderr, the ETA of ``adaaug train``) and
+command), :mod:`adaaug.runtime.progress` (tqdm bars on stderr, the ETA of ``adaaug train``),
 :mod:`adaaug.runtime.errors` (:class:`~adaaug.runtime.errors.UsageError`,
 :class:`~adaaug.runtime.errors.ConfigError`), :mod:`adaaug.runtime.environment` (one line for a failure of
-the environment: network, disk, permissions, packages, memory) and :mod:`adaaug.runtime.markdown` (the
-reports' tables).
+the environment: network, disk, permissions, packages, memory), :mod:`adaaug.runtime.markdown` (the
+reports' tables), :mod:`adaaug.runtime.interrupts` (SIGTERM handled as Ctrl-C, exit statuses 130/143,
+process pools that stop with the command), :mod:`adaaug.runtime.cost` (the floor of an
+AdA step, ``adaaug bench``'s cost model) and :mod:`adaaug.runtime.provenance` (the ``producer`` of a record).
 
 Layer: imports nothing of adaaug's; everything above the augmentations may use it. Names load on
 first access, so ``adaaug --help`` stays fast.

@@ -30,7 +30,7 @@ def bar(iterable: Iterable[T] | None = None, *, total: int | None = None, desc: 
                 disable=not enabled(), dynamic_ncols=True)
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     """``42 s``, ``12 min``, ``3.4 h`` or ``2.1 days``."""
     if seconds < 90:
         return f"{seconds:.0f} s"
@@ -41,17 +41,22 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
-class StepClock:
-    """The time per step, measured on the first steps of a run, and what it means for the run (printed once).
+_duration = duration  # the name of earlier versions
 
-    Step 0 is a warm-up (first-call allocations, autotuning) and is not timed; steps 1..``timed`` are.
-    Call :meth:`tick` after every step with its index; ``sync`` (e.g. ``torch.cuda.synchronize``) makes
-    the clock wait for queued device work at the two timing points only.
+
+class StepClock:
+    """The time per step, measured on the first steps of a run, and what it means for the run.
+
+    Step 0 is a warm-up (first-call allocations, autotuning) and is not timed. The estimate is printed
+    after step 1, the first timed step, and once more after step ``timed`` if the steps in between
+    changed it by more than a quarter. Each line is written above the progress bar (``tqdm.write``), never
+    glued to it. Call :meth:`tick` after every step with its index; ``sync`` (e.g.
+    ``torch.cuda.synchronize``) makes the clock wait for queued device work at the timing points only.
 
     Args:
         label: what is being timed, e.g. ``"ada+augmix"``. steps_per_epoch: steps in one epoch.
         epochs_left: epochs this run will still train. timed: steps to time after the warm-up.
-        sync: called before reading the clock. stream: where the line goes (default stderr).
+        sync: called before reading the clock. stream: where the lines go (default stderr).
     """
 
     def __init__(self, label: str, steps_per_epoch: int, epochs_left: int, *, timed: int = 5,
@@ -63,10 +68,12 @@ class StepClock:
         self.estimate: dict | None = None
 
     def tick(self, step: int) -> None:
-        """Record that step ``step`` (0-based) has finished; prints the estimate after the last timed step."""
+        """Record that step ``step`` (0-based) has finished; prints the estimate after steps 1 and ``timed``."""
         import time
 
-        if self.estimate is not None or self.last < 1 or step not in (0, self.last):
+        if self.last < 1 or step not in (0, 1, self.last) or (step > 0 and self.start is None):
+            return
+        if self.estimate is not None and self.estimate["timed_steps"] >= step:
             return
         if self.sync is not None:
             self.sync()
@@ -74,13 +81,21 @@ class StepClock:
         if step == 0:
             self.start = now
             return
-        if self.start is None:
+        per_step = (now - self.start) / step
+        first = self.estimate is None
+        if not first and abs(per_step - self.estimate["step_s"]) <= 0.25 * self.estimate["step_s"]:
+            self.estimate["timed_steps"] = step  # confirmed: said once is enough
             return
-        per_step = (now - self.start) / self.last
         self.estimate = {"step_s": per_step, "epoch_s": per_step * self.steps,
-                         "run_s": per_step * self.steps * self.epochs, "timed_steps": self.last}
-        print(f"{self.label}: {per_step:.3g} s per step on this machine, so about "
-              f"{_duration(self.estimate['epoch_s'])} per epoch ({self.steps} steps) and "
-              f"{_duration(self.estimate['run_s'])} for the {self.epochs} epoch{'s' * (self.epochs != 1)} to go "
-              f"(measured on steps 2-{self.last + 1}; evaluation not included)",
-              file=self.stream or sys.stderr, flush=True)
+                         "run_s": per_step * self.steps * self.epochs, "timed_steps": step}
+        steps = "step 2" if step == 1 else f"steps 2-{step + 1}"
+        self._write(f"{self.label}: {per_step:.3g} s per step on this machine, so about "
+                    f"{duration(self.estimate['epoch_s'])} per epoch ({self.steps} steps) and "
+                    f"{duration(self.estimate['run_s'])} for the {self.epochs} epoch{'s' * (self.epochs != 1)} to go "
+                    f"({'' if first else 'revised, '}measured on {steps}; evaluation not included)")
+
+    def _write(self, line: str) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(line, file=self.stream or sys.stderr)  # clears any bar on that stream, then redraws it
+        (self.stream or sys.stderr).flush()

@@ -43,6 +43,9 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown backbone {args.name!r}; known: {', '.join(available_backbones())}")
     _check_sizes(args.name, args.data)
     out = Path(args.out) / args.name
+    from .checkpoint import remove_leftovers
+
+    remove_leftovers(out)  # temporary files of a run killed outright while writing its checkpoint
     # a run that fails before its first checkpoint leaves no folder behind (one with a checkpoint resumes)
     with removed_on_failure(Path(args.out), out, keep_if=lambda: (out / "checkpoint.pt").exists()):
         result = train_backbone(args.name, args.data, out, dev=args.dev, epochs=args.epochs,

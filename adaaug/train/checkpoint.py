@@ -21,16 +21,50 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:  # an interrupt (Ctrl-C, SIGTERM) while writing leaves the previous checkpoint and no temporary file
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def remove_leftovers(folder: str | os.PathLike) -> list[str]:
+    """Remove the temporary files (``.<name>.tmp-<pid>``, ``.<name>.tmp``) of :func:`save_atomic` and
+    :func:`export_final` that a process killed outright (SIGKILL) left in ``folder``; returns their names.
+
+    Only names of that form whose process is gone are removed, so a run writing there now is left alone.
+    """
+    import re
+
+    folder = Path(folder)
+    removed = []
+    for p in (folder.iterdir() if folder.is_dir() else ()):
+        match = re.fullmatch(r"\.(.+\.(?:pt|safetensors))\.tmp(?:-(\d+))?", p.name)
+        if match is None or not p.is_file() or (match.group(2) and _alive(int(match.group(2)))):
+            continue
+        p.unlink(missing_ok=True)
+        removed.append(p.name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process writes nothing at the moment it looks
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
@@ -82,7 +116,7 @@ def save_run(ckpt_path: Path, metrics_path: Path, cfg, env, m, epoch: int, wall:
             f.write(json.dumps(record) + "\n")
         print(json.dumps(record), flush=True)
         save_atomic({"model": m.model.state_dict(), "optimizer": m.opt.state_dict(),
-                     "scheduler": m.sched.state_dict(), "epoch": epoch, "wall_s": wall, "config": cfg.to_dict(),
+                     "scheduler": m.sched.state_dict(), "epoch": epoch, "wall_s": wall, "config": cfg.record(),
                      "rng": states, "world_size": env.world_size}, ckpt_path)
     D.barrier(env)
 
@@ -128,3 +162,34 @@ def restore_run(ckpt_path: Path, cfg, env, m) -> tuple[int, float]:
     if env.is_main:
         print(f"resuming {ckpt_path} after epoch {start_epoch}/{cfg.epochs}", file=sys.stderr)
     return start_epoch, wall
+
+
+def export_final(model: torch.nn.Module, cfg, path: Path, num_classes: int, classes: list[str]) -> None:
+    """Write the state_dict with its arch, class count and names (logit order; ``adaaug eval`` matches sets by them).
+
+    ``cfg``: the run's :class:`~adaaug.train.config.TrainConfig`. Written under a temporary name and renamed.
+    """
+    import json
+
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        save_file(state, str(tmp), metadata={"arch": cfg.arch, "num_classes": str(num_classes),
+                                             "normalize": cfg.preset, "method": cfg.method,
+                                             "classes": json.dumps([str(c) for c in classes])})
+        tmp.chmod(0o644)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def rewrite_metrics(path: Path, keep_until: int) -> None:
+    """Keep only the lines of epochs ≤ ``keep_until`` (a run killed between log and checkpoint)."""
+    import json
+
+    if not path.exists():
+        return
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["epoch"] <= keep_until]
+    path.write_text("".join(ln + "\n" for ln in lines))

@@ -6,6 +6,11 @@ A :class:`TrainConfig` is resolved in three layers, later ones winning:
 2. a JSON file (``--config file.json``; ``<out>/config.json`` of an earlier run is one);
 3. explicit keyword arguments / command-line flags.
 
+A run's record (``config.json``, :meth:`TrainConfig.record`) describes the run, not how a process was
+started: :data:`START_KEYS` (``resume``, ``download``, ``progress``) are left out of it and ignored in a
+settings file, so ``adaaug train --config RUN/config.json --out NEW`` is a new run; continuing a run
+takes ``--resume``.
+
 :meth:`TrainConfig.validate` checks everything that can be checked without reading
 the data and raises :class:`ConfigError` (a ``ValueError``; :class:`ConfigTypeError`
 is also a ``TypeError``) with a message naming the flag to change. Data-dependent
@@ -54,6 +59,9 @@ RESUME_FREE_KEYS = frozenset({"out", "resume", "progress", "device", "threads", 
                               "deepaugment_data", "download", "eval_batch_size", "eval_every", "workers",
                               "skip_bad_images"})
 DATA_PATHS = ("auto", "memory", "stream")
+#: How a process was started, not what the run is: left out of a run's record (``config.json``, the
+#: checkpoint's config) and ignored when a settings file is read, so that replaying a record is a new run.
+START_KEYS = ("resume", "download", "progress")
 
 
 @dataclass
@@ -183,7 +191,10 @@ class TrainConfig:
 
     @classmethod
     def from_sources(cls, file: str | os.PathLike | None = None, **overrides: Any) -> "TrainConfig":
-        """Preset ← JSON ``file`` ← ``overrides`` (keys are field names; unknown keys raise)."""
+        """Preset ← JSON ``file`` ← ``overrides`` (keys are field names; unknown keys raise).
+
+        The file's :data:`START_KEYS` are ignored: ``resume`` and the rest are given as ``overrides`` (flags).
+        """
         values: dict[str, Any] = {}
         if file is not None:
             path = Path(file)
@@ -196,7 +207,7 @@ class TrainConfig:
             if not isinstance(loaded, dict):
                 raise ConfigError(f"config file {path} must hold a JSON object of settings, got "
                                   f"{type(loaded).__name__}")
-            values.update(loaded)
+            values.update({k: v for k, v in loaded.items() if k not in START_KEYS})  # flags, not settings
         values.update(overrides)
         unknown = sorted(set(values) - set(cls.field_names()))
         if unknown:
@@ -207,6 +218,10 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict; ``TrainConfig.from_sources(**d)`` rebuilds the config."""
         return dataclasses.asdict(self)
+
+    def record(self) -> dict[str, Any]:
+        """:meth:`to_dict` without :data:`START_KEYS`: what ``config.json`` and the checkpoint hold."""
+        return {k: v for k, v in self.to_dict().items() if k not in START_KEYS}
 
     # ---- derived values ------------------------------------------------------------------
     @property

@@ -9,13 +9,15 @@ the same size (a limit of ``load_image_folder``). Seeded: the same seed, batch s
 backbone and weights give the same files on CPU.
 
 Everything is checked before the first file is written (``--device``, the image size against the
-backbone, the weights); a failed or interrupted run removes the folders it created, so the rerun
-needs no ``--overwrite``.
+backbone, the weights); a failed or interrupted run (Ctrl-C, SIGTERM) removes the folders it created,
+so the rerun needs no ``--overwrite``. A run killed outright (SIGKILL) cannot clean up: it leaves a
+marker (:data:`MARKER`) listing what it created, and the next run into DST removes those first.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -29,6 +31,31 @@ def _listing(root: Path, classes: list[str]) -> list[tuple[str, str]]:
     """``(class, file stem)`` of every image, in ``load_image_folder``'s order."""
     return [(cls, f.stem) for cls in classes for f in sorted((root / cls).iterdir())
             if f.suffix.lower() in _SUFFIXES]
+
+
+#: Written into DST while a run is under way: what that run created, for a rerun after a kill (SIGKILL).
+MARKER = ".deepaugment-data.unfinished.json"
+
+
+def _remove_unfinished(dst: Path) -> str:
+    """Remove what an earlier run that was killed outright (SIGKILL) created in ``dst``, as its marker lists it
+    (the class folders it created, ``dst`` itself when it created it); returns a summary ("" for nothing)."""
+    import shutil
+
+    marker = dst / MARKER
+    if not marker.is_file():
+        return ""
+    try:
+        record = json.loads(marker.read_text())
+        created = [str(c) for c in record.get("created", []) if c and "/" not in str(c) and str(c) not in (".", "..")]
+    except (ValueError, AttributeError, TypeError):
+        record, created = {}, []
+    for cls in created:
+        shutil.rmtree(dst / cls, ignore_errors=True)
+    marker.unlink(missing_ok=True)
+    if record.get("created_dst") and not any(dst.iterdir()):
+        dst.rmdir()
+    return f"{len(created)} class folder(s)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,6 +86,10 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch-size and --chunk-size must be ≥ 1, got {args.batch_size} and {args.chunk_size}")
     if src.resolve() == dst.resolve():
         raise ValueError("DST must differ from SRC")
+    stale = _remove_unfinished(dst)
+    if stale:
+        print(f"deepaugment-data: removed {stale} of an earlier run into {dst} that was killed before it finished",
+              file=sys.stderr)
     if dst.exists() and any(dst.iterdir()) and not args.overwrite:
         raise FileExistsError(f"{dst} is not empty; pass --overwrite to write into it")
     device = resolve_checked(args.device)
@@ -74,8 +105,16 @@ def main(args: argparse.Namespace) -> int:
     generator = torch.Generator().manual_seed(args.seed)  # CPU draws: the same distortions on any device
     torch.manual_seed(args.seed)  # only matters for --weights none (a freshly initialised network)
     da = DeepAugment(args.backbone, weights=weights, generator=generator, chunk_size=args.chunk_size)
-    with removed_on_failure(dst, *(dst / cls for cls in data.classes)):
-        seconds = _write(da, data, files, dst, device, args)
+    created, fresh = [cls for cls in data.classes if not (dst / cls).exists()], not dst.exists()
+    with removed_on_failure(dst, *(dst / cls for cls in created)):
+        dst.mkdir(parents=True, exist_ok=True)  # the marker says what to remove should this run be killed outright
+        (dst / MARKER).write_text(json.dumps({"created_dst": fresh, "created": created}) + "\n")
+        try:
+            seconds = _write(da, data, files, dst, device, args)
+        except BaseException:
+            (dst / MARKER).unlink(missing_ok=True)
+            raise
+        (dst / MARKER).unlink()
     print(json.dumps({"src": str(src), "dst": str(dst), "images": len(data), "backbone": args.backbone,
                       "weights": weights, "seed": args.seed, "seconds": round(seconds, 2),
                       "images_per_s": round(len(data) / max(seconds, 1e-9), 2)}, indent=2))
@@ -91,7 +130,10 @@ def _write(da, data, files: list[tuple[str, str]], dst: Path, device: torch.devi
     start = time.perf_counter()
     from ..runtime.progress import bar
 
+    from ..runtime.interrupts import check as check_interrupt
+
     for lo in bar(range(0, len(data), args.batch_size), desc=f"DeepAugment ({args.backbone})", unit="batch"):
+        check_interrupt()
         batch = data.images[lo:lo + args.batch_size].to(device)
         out = da(batch).permute(0, 2, 3, 1).cpu().numpy()  # uint8 in, uint8 out
         for k, array in enumerate(out):

@@ -45,11 +45,14 @@ import torch
 from torch import nn
 
 from . import distributed as D
-from .checkpoint import restore_run, save_run
+from .checkpoint import export_final, remove_leftovers, restore_run, rewrite_metrics, save_run
 from ..data.images import BadImageError, ImageSet
 from .sources import Batch, DataSource, MemoryEval, StreamEval, center_crop, deepaugment_batch
 from ..runtime.devices import removed_on_failure
+from ..runtime.interrupts import check as check_interrupt
 from ..runtime.progress import StepClock
+from ..runtime.provenance import producer
+from .timing import announce_cost
 from .options import add_arguments, config_from_args
 from .config import CHECKPOINT_NAME, ConfigError, TrainConfig
 from .training_data import TrainData, load_training_data
@@ -226,6 +229,7 @@ def train_epoch(cfg: TrainConfig, env: D.DistEnv, rt: Runtime, m: Model, source:
                desc=f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}", leave=False, file=sys.stderr)
     for step, batch in enumerate(bar):
         lr = m.opt.param_groups[0]["lr"]
+        check_interrupt()  # a SIGTERM whose exception was swallowed (e.g. while DataLoader workers started)
         sums += train_step(m, rt, batch)
         if clock is not None:
             clock.tick(step)
@@ -292,16 +296,13 @@ def _run_epochs(cfg: TrainConfig, env: D.DistEnv, rt: Runtime, m: Model, data: T
     ckpt_path, metrics_path = out / CHECKPOINT_NAME, out / "metrics.jsonl"
     if env.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-        _rewrite_metrics(metrics_path, start_epoch)
+        remove_leftovers(out)  # temporary files of a run killed while writing its checkpoint
+        (out / "config.json").write_text(json.dumps(cfg.record(), indent=2) + "\n")
+        rewrite_metrics(metrics_path, start_epoch)
     D.barrier(env)
 
     record: dict[str, Any] = {}
-    clock = None
-    if env.is_main and "ada" in cfg.method.split("+") and start_epoch < cfg.epochs:
-        sync = (lambda: torch.cuda.synchronize(rt.device)) if rt.device.type == "cuda" else None
-        clock = StepClock(f"adaaug train --method {cfg.method}", data.source.steps_per_epoch(),
-                          cfg.epochs - start_epoch, sync=sync)
+    clock = announce_cost(cfg, env, rt, m, data, start_epoch)  # AdA: the floor of a slow step, then measured
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.time()
         sums, lr = train_epoch(cfg, env, rt, m, data.source, epoch, clock if epoch == start_epoch else None)
@@ -341,37 +342,17 @@ def _finish(cfg: TrainConfig, env: D.DistEnv, rt: Runtime, m: Model, data: Train
               "steps_per_epoch": data.source.steps_per_epoch(), "local_batch": cfg.batch_size // env.world_size,
               "train_images": len(data.source), "data_path": data.path, "rank_checksums": checksums,
               "ranks_agree": len(set(checksums)) == 1, "out": str(out), "device": str(rt.device),
-              "amp_bf16": rt.amp, "channels_last": rt.channels_last}
+              "amp_bf16": rt.amp, "channels_last": rt.channels_last, "arch": cfg.arch, "method": cfg.method,
+              "producer": producer("train")}
     if env.is_main:
-        _export(m.model, cfg, out / "final.safetensors", data.num_classes, data.source.classes)
-        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        export_final(m.model, cfg, out / "final.safetensors", data.num_classes, data.source.classes)
+        (out / "config.json").write_text(json.dumps(cfg.record(), indent=2) + "\n")
         (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     D.barrier(env)
     if not result["ranks_agree"]:
         raise RuntimeError(f"processes ended with different weights (checksums {checksums}); "
                            f"data-parallel training went out of sync")
     return result
-
-
-def _export(model: nn.Module, cfg: TrainConfig, path: Path, num_classes: int, classes: list[str]) -> None:
-    """Write the state_dict with its arch, class count and names (logit order; ``adaaug eval`` matches sets by them)."""
-    from safetensors.torch import save_file
-
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(state, str(tmp), metadata={"arch": cfg.arch, "num_classes": str(num_classes),
-                                         "normalize": cfg.preset, "method": cfg.method,
-                                         "classes": json.dumps([str(c) for c in classes])})
-    tmp.chmod(0o644)
-    tmp.replace(path)
-
-
-def _rewrite_metrics(path: Path, keep_until: int) -> None:
-    """Keep only the lines of epochs ≤ ``keep_until`` (a run killed between log and checkpoint)."""
-    if not path.exists():
-        return
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["epoch"] <= keep_until]
-    path.write_text("".join(ln + "\n" for ln in lines))
 
 
 # ---- command line -------------------------------------------------------------------------
@@ -387,6 +368,11 @@ def main(args: argparse.Namespace) -> int:
     except (ConfigError, BadImageError) as err:
         print(f"adaaug train: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the command line prints one line with this hint
+        done = Path(cfg.out) / CHECKPOINT_NAME
+        err.hint = (f"the checkpoint of the last finished epoch is kept: add --resume to continue the run"  # type: ignore[attr-defined]
+                    if done.exists() else "no epoch had finished, so no checkpoint was kept")
+        raise
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(result, indent=2))
     return 0

@@ -254,8 +254,11 @@ class _Streamed:
 
     def _iterate(self, batch_sampler) -> Iterator[Batch]:
         self.skipped = 0
+        from ..runtime.interrupts import leave_interrupts_to_main  # Ctrl-C / SIGTERM: the main process stops them
+
         loader = DataLoader(self.dataset, batch_sampler=batch_sampler, num_workers=self.workers,
-                            collate_fn=_collate, pin_memory=self.pin_memory)
+                            collate_fn=_collate, pin_memory=self.pin_memory,
+                            worker_init_fn=leave_interrupts_to_main if self.workers else None)
         for images, labels, bad, mixed in loader:
             if mixed:
                 from .checks import ConfigError

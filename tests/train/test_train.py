@@ -112,7 +112,7 @@ def test_nominal_end_to_end(cifar_train_subset, cifar_dev_subset, tmp_path):
     # config.json is the resolved config and round-trips through --config
     saved = json.loads((out / "config.json").read_text())
     assert saved["epochs"] == 1 and saved["weight_decay"] == paper.CIFAR10_WEIGHT_DECAY
-    assert TrainConfig.from_sources(out / "config.json").to_dict() == saved
+    assert TrainConfig.from_sources(out / "config.json").record() == saved
     assert json.loads((out / "result.json").read_text())["final_eval_acc"] == line["eval_acc"]
 
 
@@ -135,7 +135,7 @@ def test_ada_end_to_end_through_cli(cifar_train_subset, tmp_path, capsys):
     assert json.loads(captured.out.split("\n", 1)[1])["train_images"] == 256
     # the time estimate, from the first timed steps: 256 images / batch 128 = 2 steps, so step 2 is timed
     estimate = re.search(r"--method ada: ([0-9.e+-]+) s per step on this machine, so about .* per epoch \(2 steps\)"
-                         r" and .* for the 1 epoch to go \(measured on steps 2-2", captured.err)
+                         r" and .* for the 1 epoch to go \(measured on step 2;", captured.err)
     assert estimate is not None, captured.err
     assert 0 < float(estimate.group(1)) < line["epoch_s"]
 
