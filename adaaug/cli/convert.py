@@ -3,7 +3,7 @@
 Reads ``FILE`` (EDSR-PyTorch's ``edsr_baseline_x2/x4.pt``, DeepAugment's ``edsr_baseline_x4.pt`` or
 ``model_final.state``) with ``torch.load(weights_only=True)``, checks every key and shape, converts it
 and writes ``OUT`` (a ``.safetensors`` path, or a directory that gets ``NAME-<FILE's stem>.safetensors``)
-with a JSON card beside it. Pass the result as ``weights=`` (or ``--backbone-weights``); this is what
+with a JSON card beside it. Pass the result as ``weights=`` (or ``adaaug train --backbone-weights``); this is what
 ``load_backbone`` does into adaaug's cache, for machines without one (``ADAAUG_CACHE=off``) or
 without network. Refuses to overwrite without ``--overwrite``; written atomically, so a failed or
 interrupted run (Ctrl-C, SIGTERM) leaves no partial file.

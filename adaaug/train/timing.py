@@ -76,7 +76,7 @@ def announce_cost(cfg: Any, env: Any, rt: Any, m: Any, data: Any, start_epoch: i
         if floor >= SLOW_STEP_S:
             print(f"{label}: a step will take at least {floor:.3g} s on this machine (M + 1 = {cfg.ada_steps + 1} "
                   f"classifier and {cfg.ada_steps} backbone forward+backward passes of {local} images, the floor "
-                  f"of adaaug bench), so at least {duration(floor * steps)} per epoch ({steps} steps) and "
+                  f"that the bench command measures), so at least {duration(floor * steps)} per epoch ({steps} steps) and "
                   f"{duration(floor * steps * epochs)} for the {epochs} epoch{'s' * (epochs != 1)} to go; fewer "
                   f"--ada-steps or a smaller --batch-size make it faster{_gpu_hint(rt.device)}",
                   file=stream or sys.stderr, flush=True)
