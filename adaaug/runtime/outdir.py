@@ -49,7 +49,7 @@ def claim_output_dir(out: str | os.PathLike, *, overwrite: bool, earlier: Iterab
         return []
     if not overwrite:
         shown = ", ".join(entries[:4]) + (f", ... ({len(entries)} entries)" if len(entries) > 4 else "")
-        raise FileExistsError(f"{what} {out} is not empty ({shown}): pass {flag} to replace what an earlier run "
+        raise FileExistsError(f"{out} is not empty ({shown}): pass {flag} to replace what an earlier run "
                               f"of this command wrote there (other files are kept), or choose a new or empty folder")
     removed = []
     root = out.resolve()
@@ -100,6 +100,7 @@ def check_file_record(path: str | os.PathLike, record: dict, manifest: str, fix:
     if not path.is_file():
         raise ValueError(f"{path} is missing, but {manifest} lists it: {fix}")
     size = path.stat().st_size
-    if size != record.get("bytes") or sampled_sha256(path) != record.get("sampled_sha256"):
-        raise ValueError(f"{path} is not the file {manifest} records ({size} bytes, recorded {record.get('bytes')}; "
-                         f"or other content): it comes from another run; {fix}")
+    why = (f"{size} bytes, recorded {record.get('bytes')}" if size != record.get("bytes") else
+           "same size, other content" if sampled_sha256(path) != record.get("sampled_sha256") else "")
+    if why:
+        raise ValueError(f"{path} is not the file {manifest} records ({why}): it comes from another run; {fix}")
