@@ -10,7 +10,9 @@ backbone and weights give the same files on CPU.
 
 Everything is checked before the first file is written (``--device``, the image size against the
 backbone, the weights); a failed or interrupted run removes the folders it created, so the rerun
-needs no ``--overwrite``.
+needs no ``--overwrite``. ``DST/deepaugment_data.json`` lists the files written; ``--overwrite`` removes those
+(and class folders left empty) before writing, keeps anything else, and refuses a DST whose class folders
+still hold images no run recorded (training would read them beside the new ones).
 """
 from __future__ import annotations
 
@@ -23,6 +25,16 @@ import numpy as np
 import torch
 
 _SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+MANIFEST = "deepaugment_data.json"  # what a run wrote into DST: --overwrite removes exactly these files
+
+
+def earlier_files(dst: Path) -> list[str]:
+    """The files (relative to ``dst``) an earlier run recorded in ``dst/deepaugment_data.json``, and that record."""
+    try:
+        listed = json.loads((dst / MANIFEST).read_text()).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [f for f in listed if isinstance(f, str)] + [MANIFEST]
 
 
 def _listing(root: Path, classes: list[str]) -> list[tuple[str, str]]:
@@ -43,7 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="images per batch")
     parser.add_argument("--chunk-size", type=int, default=16, help="examples per vmap chunk (memory)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (CUDA when available)")
-    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty DST (default: refuse)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into a non-empty DST, replacing the files an earlier run recorded in its "
+                             "deepaugment_data.json (other files are kept; default: refuse)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -59,8 +73,10 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch-size and --chunk-size must be ≥ 1, got {args.batch_size} and {args.chunk_size}")
     if src.resolve() == dst.resolve():
         raise ValueError("DST must differ from SRC")
-    if dst.exists() and any(dst.iterdir()) and not args.overwrite:
-        raise FileExistsError(f"{dst} is not empty; pass --overwrite to write into it")
+    from ..runtime.outdir import claim_output_dir
+
+    if not args.overwrite:
+        claim_output_dir(dst, overwrite=False)  # refused before any work
     device = resolve_checked(args.device)
     data = load_image_folder(src, cache=False)
     files = _listing(src, data.classes)
@@ -74,8 +90,22 @@ def main(args: argparse.Namespace) -> int:
     generator = torch.Generator().manual_seed(args.seed)  # CPU draws: the same distortions on any device
     torch.manual_seed(args.seed)  # only matters for --weights none (a freshly initialised network)
     da = DeepAugment(args.backbone, weights=weights, generator=generator, chunk_size=args.chunk_size)
-    with removed_on_failure(dst, *(dst / cls for cls in data.classes)):
+    earlier = earlier_files(dst)
+    claim_output_dir(dst, overwrite=True, earlier=earlier)
+    for folder in {dst / Path(f).parent for f in earlier if Path(f).parent != Path(".")}:
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()  # a class folder the earlier run made, now empty: training would count it as a class
+    foreign = sorted(str(f.relative_to(dst)) for cls in data.classes if (dst / cls).is_dir()
+                     for f in (dst / cls).iterdir() if f.suffix.lower() in _SUFFIXES)
+    if foreign:
+        raise FileExistsError(f"{dst} holds images that no earlier deepaugment-data run recorded writing "
+                              f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}), which training "
+                              f"would read beside the new ones: move them away or choose a new or empty DST")
+    with removed_on_failure(dst, *(dst / cls for cls in data.classes), dst / MANIFEST):
         seconds = _write(da, data, files, dst, device, args)
+        (dst / MANIFEST).write_text(json.dumps({"src": str(src), "backbone": args.backbone, "weights": weights,
+                                                "seed": args.seed, "files": [f"{c}/{stem}.png" for c, stem in files]},
+                                               indent=2) + "\n")
     print(json.dumps({"src": str(src), "dst": str(dst), "images": len(data), "backbone": args.backbone,
                       "weights": weights, "seed": args.seed, "seconds": round(seconds, 2),
                       "images_per_s": round(len(data) / max(seconds, 1e-9), 2)}, indent=2))
