@@ -3,7 +3,9 @@
 Layout (as CIFAR-10-C, Hendrycks & Dietterich 2019): ``OUT/<corruption>.npy``, uint8, shape
 ``(5·N, H, W, 3)``, severities 1..5 stacked in that order (rows ``(s-1)·N .. s·N-1`` hold
 severity ``s``, images in the source's order), and ``OUT/labels.npy``, int64 ``(5·N,)``, the source
-labels tiled five times. ``OUT/make_c.json`` records how the files were made.
+labels tiled five times. ``OUT/make_c.json`` records how the files were made, a run id, ``"storage"``
+(``"jpeg-q85"``: each corrupted image went through a quality-85 JPEG file, as the released ImageNet-C's;
+``"lossless"``) and each file's size and sha256 (``"files"``), which ``adaaug eval`` checks and reads alone.
 
 The 15 benchmark corruptions and the 4 extra ones (speckle noise, Gaussian blur, spatter,
 saturate) are written by default; :mod:`adaaug.corruptions` implements them with
