@@ -140,7 +140,8 @@ def environment(device) -> dict[str, Any]:
 def _start_make_c(cfg: CompareConfig, dev_dir: str, c_dir: Path, log: Path) -> subprocess.Popen:
     """``adaaug make-c`` on the dev images in its own processes (the GPU trains meanwhile)."""
     cmd = [sys.executable, "-m", "adaaug", "make-c", dev_dir, str(c_dir), "--size", "cifar", "--seed",
-           str(cfg.seed), "--workers", str(cfg.workers), "--no-progress", "--corruptions", *BENCHMARK]
+           str(cfg.seed), "--workers", str(cfg.workers), "--no-progress", "--overwrite",
+           "--corruptions", *BENCHMARK]  # its own work folder: an earlier run's make-c files are replaced
     if cfg.dev_limit:
         cmd += ["--limit", str(cfg.dev_limit)]
     return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT)
