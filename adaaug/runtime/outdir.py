@@ -9,14 +9,24 @@ another tool's output) are never removed.
 :func:`file_record` and :func:`check_file_record` describe a written file in a manifest (size,
 sha256, and a fast sampled fingerprint) and check later that a file is still that one, so that a
 reader can refuse a file that another run left in the folder.
+
+:func:`claim_output_files` does the same for commands that write named files into a folder that collects
+results (a weights directory, a results directory) or a single output file: a file the command would
+replace is refused unless ``--overwrite``; the folder's other files are left alone.
+
+:func:`claim_run_folder` is for commands that keep a resumable run in a folder (``mini-protocol``,
+``finetune``): a manifest records the command, its settings and the names it writes; a rerun with the
+same settings continues, one with other settings is refused unless ``--overwrite`` replaces the earlier
+run's files.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Sequence
 
 #: Blocks read by :func:`sampled_sha256`: this many, evenly spaced, of :data:`BLOCK` bytes each.
 SAMPLES = 16
@@ -63,6 +73,105 @@ def claim_output_dir(out: str | os.PathLike, *, overwrite: bool, earlier: Iterab
             p.unlink()
         removed.append(p)
     return removed
+
+
+def claim_output_files(paths: Iterable[str | os.PathLike], *, overwrite: bool, flag: str = "--overwrite",
+                       what: str = "an earlier run's output") -> list[Path]:
+    """Check that a command may write ``paths`` (files); returns those that exist (replaced with ``overwrite``).
+
+    Nothing is removed here: the command writes over the files it names, and every other file of their folders
+    stays. Call it before any work, so that a long run is not refused at its end.
+
+    Raises:
+        FileExistsError: one of ``paths`` exists and ``overwrite`` is false (the message names ``flag``), or
+            one exists and is not a file, or a parent exists and is not a folder.
+    """
+    paths = [Path(p) for p in paths]
+    for p in paths:
+        parent = p.parent
+        if os.path.lexists(parent) and not parent.is_dir():
+            raise FileExistsError(f"{parent} exists and is not a folder: choose another output path")
+        if os.path.lexists(p) and not p.is_file():
+            raise FileExistsError(f"{p} exists and is not a file: choose another output path")
+    existing = [p for p in paths if os.path.lexists(p)]
+    if existing and not overwrite:
+        shown = ", ".join(str(p) for p in existing[:4]) + (f", ... ({len(existing)} files)" if len(existing) > 4
+                                                            else "")
+        raise FileExistsError(f"{shown} exist{'s' if len(existing) == 1 else ''} ({what}): pass {flag} to replace "
+                              f"{'it' if len(existing) == 1 else 'them'} (other files are kept), or choose another "
+                              f"output path")
+    return existing
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON reads it back (tuples become lists), for comparing settings with a manifest's."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def claim_run_folder(out: str | os.PathLike, *, command: str, manifest: str, names: Sequence[str],
+                     settings: dict[str, Any], overwrite: bool, compare: bool = True,
+                     flag: str = "--overwrite") -> str:
+    """Make ``out`` ready for a resumable run of ``command``; returns ``"new"``, ``"resume"`` or ``"replaced"``.
+
+    ``out/manifest`` (JSON: ``{"command", "settings", "names"}``) marks a folder as ``command``'s. A new or
+    empty folder is created and marked (``"new"``). A marked folder continues (``"resume"``) when ``settings``
+    equal the recorded ones (or ``compare`` is false: the caller keys its own cache, or nothing of the earlier
+    run depends on them) and is refused otherwise; with ``overwrite`` the earlier run's ``names`` are removed first (``"replaced"``). A folder
+    holding anything without that mark is refused; with ``overwrite`` the run goes in beside what is there,
+    unless something there has one of ``names`` (then it is refused: the command would write into it).
+    Nothing but ``names`` and the manifest is ever removed.
+
+    Args:
+        out: the run folder (need not exist).
+        command: the command's name, for the mark and the messages (``"mini-protocol"``).
+        manifest: the mark's file name in ``out``.
+        names: top-level entries (files or folders) of ``out`` that the command writes.
+        settings: the run's settings that its results depend on (JSON-serialisable); recorded.
+        overwrite: the command's ``--overwrite``.
+        compare: refuse a marked folder whose recorded settings differ from ``settings``.
+        flag: the option's name, for the messages.
+
+    Raises:
+        FileExistsError: refused as described; the message names ``flag`` and says what differs.
+    """
+    out = Path(out)
+    mark = out / manifest
+    recorded = None
+    if mark.is_file():
+        try:
+            recorded = json.loads(mark.read_text())
+        except ValueError:
+            recorded = None
+        if not isinstance(recorded, dict) or recorded.get("command") != command:
+            recorded = None
+    state = "new"
+    if recorded is not None:
+        old = recorded.get("settings")
+        new = _plain(settings)
+        if overwrite:
+            earlier = [n for n in recorded.get("names", []) if isinstance(n, str)] + [manifest]
+            claim_output_dir(out, overwrite=True, earlier=earlier, flag=flag)
+            state = "replaced"
+        elif not compare or not isinstance(old, dict) or old == new:
+            state = "resume"
+        else:
+            keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            diff = ", ".join(f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in keys[:6])
+            raise FileExistsError(f"{out} holds a {command} run with other settings ({diff}): rerun with its "
+                                  f"settings to continue it, pass {flag} to replace its files (other files are "
+                                  f"kept), or choose a new or empty folder")
+    else:
+        claim_output_dir(out, overwrite=overwrite, flag=flag)  # refuses a non-empty folder without the flag
+        taken = sorted(n for n in [*names, manifest] if os.path.lexists(out / n))
+        if taken:
+            raise FileExistsError(f"{out} holds {', '.join(taken)}, which no {manifest} there lists and {command} "
+                                  f"would write into: move them away or choose a new or empty folder")
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{manifest}.tmp"
+    tmp.write_text(json.dumps({"command": command, "settings": _plain(settings), "names": list(names)},
+                              indent=2) + "\n")
+    os.replace(tmp, mark)
+    return state
 
 
 def sampled_sha256(path: str | os.PathLike) -> str:
