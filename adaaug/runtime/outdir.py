@@ -76,11 +76,12 @@ def claim_output_dir(out: str | os.PathLike, *, overwrite: bool, earlier: Iterab
 
 
 def claim_output_files(paths: Iterable[str | os.PathLike], *, overwrite: bool, flag: str = "--overwrite",
-                       what: str = "an earlier run's output") -> list[Path]:
+                       what: str = "an earlier run's output", other: str = "choose another output path") -> list[Path]:
     """Check that a command may write ``paths`` (files); returns those that exist (replaced with ``overwrite``).
 
     Nothing is removed here: the command writes over the files it names, and every other file of their folders
-    stays. Call it before any work, so that a long run is not refused at its end.
+    stays. Call it before any work, so that a long run is not refused at its end. ``what`` says what the files
+    are and ``other`` the alternative to ``flag``, for the message.
 
     Raises:
         FileExistsError: one of ``paths`` exists and ``overwrite`` is false (the message names ``flag``), or
@@ -98,8 +99,7 @@ def claim_output_files(paths: Iterable[str | os.PathLike], *, overwrite: bool, f
         shown = ", ".join(str(p) for p in existing[:4]) + (f", ... ({len(existing)} files)" if len(existing) > 4
                                                             else "")
         raise FileExistsError(f"{shown} exist{'s' if len(existing) == 1 else ''} ({what}): pass {flag} to replace "
-                              f"{'it' if len(existing) == 1 else 'them'} (other files are kept), or choose another "
-                              f"output path")
+                              f"{'it' if len(existing) == 1 else 'them'} (other files are kept), or {other}")
     return existing
 
 
@@ -116,9 +116,10 @@ def claim_run_folder(out: str | os.PathLike, *, command: str, manifest: str, nam
     ``out/manifest`` (JSON: ``{"command", "settings", "names"}``) marks a folder as ``command``'s. A new or
     empty folder is created and marked (``"new"``). A marked folder continues (``"resume"``) when ``settings``
     equal the recorded ones (or ``compare`` is false: the caller keys its own cache, or nothing of the earlier
-    run depends on them) and is refused otherwise; with ``overwrite`` the earlier run's ``names`` are removed first (``"replaced"``). A folder
-    holding anything without that mark is refused; with ``overwrite`` the run goes in beside what is there,
-    unless something there has one of ``names`` (then it is refused: the command would write into it).
+    run depends on them) and is refused otherwise; with ``overwrite`` the earlier run's ``names`` are removed
+    first (``"replaced"``). A folder holding anything without that mark is refused; with ``overwrite`` the run
+    goes in beside what is there, unless something there has one of ``names`` (refused: the command would
+    write into it).
     Nothing but ``names`` and the manifest is ever removed.
 
     Args:
