@@ -206,7 +206,7 @@ def main(args: argparse.Namespace) -> int:
     if not demo_figure(args.out):  # an earlier demo's figure is its own output: replaced
         from ..runtime.outdir import claim_output_files
 
-        claim_output_files([args.out], overwrite=args.overwrite, what="not a figure of adaaug demo",
+        claim_output_files([args.out], overwrite=getattr(args, "overwrite", False), what="not a figure of adaaug demo",
                            other="choose another --out")
     check_backbones(args.backbones)
     rows, x, outputs = run_demo(args.backbones, args.nu, args.steps, args.seed)

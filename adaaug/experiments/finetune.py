@@ -300,7 +300,7 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
                          jsd=not a.no_jsd, dev_limit=a.dev_limit, dev_seed=a.dev_seed, chunk_size=a.chunk_size,
                          threads=a.threads)
     try:
-        results = run_grid(cfg, jobs=a.jobs, report_only=a.report_only, overwrite=a.overwrite)
+        results = run_grid(cfg, jobs=a.jobs, report_only=a.report_only, overwrite=getattr(a, "overwrite", False))
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"adaaug finetune: error: {err}", file=sys.stderr)
         return 2

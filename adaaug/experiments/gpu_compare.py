@@ -395,6 +395,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     cfg = CompareConfig(**{k: (tuple(v) if k == "rows" else v) for k, v in vars(args).items()
                            if k in CompareConfig.__dataclass_fields__})
-    results = run(cfg, overwrite=args.overwrite)
+    results = run(cfg, overwrite=getattr(args, "overwrite", False))
     print(markdown(results))
     return 0

@@ -382,7 +382,7 @@ def main(args: argparse.Namespace) -> int:
                      weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, chunk_size=args.chunk_size,
                      corruptions=tuple(args.corruptions), jobs=args.jobs, threads=args.threads, device=args.device)
     try:
-        results = run(cfg, overwrite=args.overwrite)
+        results = run(cfg, overwrite=getattr(args, "overwrite", False))
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"adaaug mini-protocol: error: {err}", file=sys.stderr)
         return 2

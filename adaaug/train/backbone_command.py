@@ -62,14 +62,15 @@ def claim_outputs(args: argparse.Namespace, run: Path) -> bool:
     from ..runtime.outdir import claim_output_dir, claim_output_files
 
     resume = bool(args.resume) and (run / "checkpoint.pt").is_file()
+    overwrite = bool(getattr(args, "overwrite", False))
     settings = {k: getattr(args, k) for k in SETTINGS}
     try:
         if args.export:
             weights = Path(args.export)
             if weights.is_dir() and any(weights.iterdir()) and not (weights / "manifest.json").is_file():
-                claim_output_dir(weights, overwrite=args.overwrite)  # not a weights directory
+                claim_output_dir(weights, overwrite=overwrite)  # not a weights directory
             stem = f"{args.name}-{args.tag}"
-            claim_output_files([weights / f"{stem}.safetensors", weights / f"{stem}.json"], overwrite=args.overwrite,
+            claim_output_files([weights / f"{stem}.safetensors", weights / f"{stem}.json"], overwrite=overwrite,
                                what=f"an earlier export of {args.name} weights tagged {args.tag!r}",
                                other="pick another --tag or --export directory")
         if resume:
@@ -80,7 +81,7 @@ def claim_outputs(args: argparse.Namespace, run: Path) -> bool:
                     f"--{k.replace('_', '-')} {saved.get(k)!r} → {settings[k]!r}" for k in differ) + "): repeat "
                     f"them, or drop --resume and pass --overwrite to start a new run there")
             return True
-        if run.is_dir() and any(run.iterdir()) and not args.overwrite:
+        if run.is_dir() and any(run.iterdir()) and not overwrite:
             how = "pass --resume to continue that run, or " if (run / "checkpoint.pt").is_file() else ""
             raise UsageError(f"{run} is not empty ({', '.join(sorted(p.name for p in run.iterdir())[:4])}): {how}"
                              f"pass --overwrite to start a new run there (the files an earlier run wrote are "

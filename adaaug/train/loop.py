@@ -388,7 +388,7 @@ def main(args: argparse.Namespace) -> int:
             cfg.validate(D.world_size_from_env(), check_paths=False)
             print(json.dumps(cfg.to_dict(), indent=2))
             return 0
-        result = train(cfg, overwrite=args.overwrite)
+        result = train(cfg, overwrite=getattr(args, "overwrite", False))
     except (ConfigError, BadImageError) as err:
         print(f"adaaug train: error: {err}", file=sys.stderr)
         return 2

@@ -95,7 +95,7 @@ def zero_checkpoint(tmp_path, monkeypatch):
 
 def _eval(ck: Path, tmp_path: Path, *extra: str) -> int:
     return cli_main(["eval", "--checkpoint", str(ck), "--out", str(tmp_path / "res.json"),
-                     "--markdown", str(tmp_path / "table.md"), "--device", "cpu", *extra])
+                     "--markdown", str(tmp_path / "table.md"), "--device", "cpu", "--overwrite", *extra])
 
 
 def test_cli_refuses_a_32px_c_set_beside_a_64px_clean_set(tmp_path, zero_checkpoint, capsys):

@@ -216,7 +216,7 @@ def fake_checkpoint(tmp_path, monkeypatch):
 
 def _cli(ck: Path, tmp_path: Path, *extra: str) -> int:
     return cli_main(["eval", "--checkpoint", str(ck), "--out", str(tmp_path / "res.json"),
-                     "--markdown", str(tmp_path / "table.md"), "--device", "cpu", *extra])
+                     "--markdown", str(tmp_path / "table.md"), "--device", "cpu", "--overwrite", *extra])
 
 
 def test_cli_end_to_end_maps_every_set_by_name(tmp_path, fake_checkpoint, capsys):

@@ -409,7 +409,7 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing(cifar_train
     (kept / "notes.txt").write_text("mine")
     calls.clear()
     with pytest.raises(RuntimeError, match="simulated"):
-        train(tiny(cifar_train_subset, kept, subset=64, batch_size=16, epochs=2))
+        train(tiny(cifar_train_subset, kept, subset=64, batch_size=16, epochs=2), overwrite=True)
     assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]  # the user's folder and file stay
     calls.clear()
     monkeypatch.setattr(T, "train_step", real)
