@@ -4,7 +4,7 @@
 # training archive in .device/data, scored on the dev archive's clean images and on a CIFAR-10-C-format
 # set that `adaaug make-c --workers` builds from them on the CPU cores meanwhile (`adaaug gpu-compare`).
 # Writes compare-<device>-<rows>.json and .md (2 files) under $OUT when set, else under
-# benchmarks/results/, after every row.
+# benchmarks/results/, after every row, replacing those of an earlier run (--overwrite).
 #
 #   bash benchmarks/device-prepare.sh                        # here, first: wheels and data into .device/
 #   bash benchmarks/gpu-compare.sh                           # on the GPU machine, the four rows
@@ -20,5 +20,5 @@ case " ${args[*]} " in *" --device cpu "*)
   case " $* " in *" --size "*) ;; *) args=(--size tiny "${args[@]}");; esac
   echo "note: --device cpu: a rehearsal; its figures are not meaningful";; esac
 WORK=${ADAAUG_WORK:-${TMPDIR:-/tmp}/adaaug-gpu-compare}
-exec timeout --signal=INT --kill-after=20 540 "$PY" -m adaaug gpu-compare --out "$RESULTS" --work "$WORK" \
+exec timeout --signal=INT --kill-after=20 540 "$PY" -m adaaug gpu-compare --out "$RESULTS" --overwrite --work "$WORK" \
   --no-progress "${args[@]}"

@@ -2,7 +2,7 @@
 # The device benchmark as one command, for a machine with a CUDA GPU (about 7 minutes; stopped at 8):
 #   CUDA tests, per-example passes (batched vs vmap vs loop vs shared), an AdA step against its floor
 #   per backbone, the ImageNet-preset step at 128 px, peak memory against chunk_size.
-# Writes suite-<device>.json and suite-<device>.md (2 files) under $OUT when set (the device tool
+# Writes (replaces: --overwrite) suite-<device>.json and .md (2 files) under $OUT when set (the device tool
 # returns what is there), else under benchmarks/results/, after every part: a part that fails or runs
 # past its limit is recorded, the figures of the parts before it are kept, and the suite goes on.
 #
@@ -18,4 +18,5 @@ source benchmarks/device-env.sh
 args=("$@")
 case " $* " in *" --device "*) ;; *) args=(--device cuda "${args[@]}");; esac
 case " $* " in *" --device cpu "*) echo "note: --device cpu: a CI-sized rehearsal; its figures are not meaningful";; esac
-exec timeout --signal=INT --kill-after=20 480 "$PY" -m adaaug bench --suite --out "$RESULTS" --no-progress "${args[@]}"
+exec timeout --signal=INT --kill-after=20 480 "$PY" -m adaaug bench --suite --out "$RESULTS" --overwrite --no-progress \
+  "${args[@]}"

@@ -147,5 +147,5 @@ def test_eval_progress_bar_over_corruption_sets(capsys, tmp_path):
             "--classes", str(tmp_path / "classes.txt"), "--out", str(tmp_path / "r.json"), "--device", "cpu"]
     assert cli.main(argv) == 0
     assert "/10 " in capsys.readouterr().err          # 2 corruptions × 5 severities
-    assert cli.main(argv + ["--no-progress"]) == 0
+    assert cli.main(argv + ["--no-progress", "--overwrite"]) == 0  # --overwrite: replaces the first r.json
     assert capsys.readouterr().err == ""

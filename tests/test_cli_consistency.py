@@ -109,7 +109,7 @@ def test_eval_names_the_row_after_the_run_folder_and_prints_eps_as_levels(tmp_pa
     robust = json.loads(out.read_text())["robust"]
     assert set(robust["Linf"]) == {f"{1 / 255:.6g}", f"{2 / 255:.6g}"}  # the JSON keys are unchanged
     capsys.readouterr()
-    assert cli.main(argv + ["--label", "mine"]) == 0 and "mine" in md.read_text()  # --label still wins
+    assert cli.main(argv + ["--label", "mine", "--overwrite"]) == 0 and "mine" in md.read_text()  # --label still wins
 
 
 @pytest.mark.parametrize("norm, key, label", [

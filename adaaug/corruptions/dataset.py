@@ -3,7 +3,9 @@
 Layout (as CIFAR-10-C, Hendrycks & Dietterich 2019): ``OUT/<corruption>.npy``, uint8, shape
 ``(5·N, H, W, 3)``, severities 1..5 stacked in that order (rows ``(s-1)·N .. s·N-1`` hold
 severity ``s``, images in the source's order), and ``OUT/labels.npy``, int64 ``(5·N,)``, the source
-labels tiled five times. ``OUT/make_c.json`` records how the files were made.
+labels tiled five times. ``OUT/make_c.json`` records how the files were made, a run id, ``"storage"``
+(``"jpeg-q85"``: each corrupted image went through a quality-85 JPEG file, as the released ImageNet-C's;
+``"lossless"``) and each file's size and sha256 (``"files"``), which ``adaaug eval`` checks and reads alone.
 
 The 15 benchmark corruptions and the 4 extra ones (speckle noise, Gaussian blur, spatter,
 saturate) are written by default; :mod:`adaaug.corruptions` implements them with
@@ -27,12 +29,15 @@ import json
 import os
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
 
 from .catalog import ALL, corrupt
+from .loading import load_source, resize_center_crop
 
+JPEG_QUALITY = 85  # the released ImageNet-C's files: make_imagenet_c.py saves each image with quality=85
 CHUNK = 500  # images per seeded chunk up to 64×64; fixed so that outputs do not depend on memory settings
 AUTO_CIFAR_MAX = 32  # size="auto": CIFAR-10-C severities when both sides are at most this, ImageNet-C above
 _LABEL = {"cifar": "CIFAR-10-C", "imagenet": "ImageNet-C"}
@@ -43,15 +48,33 @@ def chunk_size(height: int, width: int) -> int:
     return max(1, min(CHUNK, CHUNK * 64 * 64 // (height * width)))
 
 
+def jpeg_round_trip(images: np.ndarray, quality: int = JPEG_QUALITY) -> np.ndarray:
+    """Each uint8 ``H×W×3`` image of ``images`` (``N×H×W×3``) saved as a JPEG file of ``quality`` by Pillow (its
+    default 4:2:0 chroma subsampling) and decoded again, as ImageNet-C's generator saved its files; uint8, same shape."""
+    import io
+
+    from PIL import Image
+
+    out = np.empty_like(images)
+    for i, image in enumerate(images):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+        buffer.seek(0)
+        with Image.open(buffer) as decoded:
+            out[i] = np.asarray(decoded.convert("RGB"))
+    return out
+
+
 def _chunk_task(images_file: str, out: str, name: str, severity: int, chunk: int, size: int, params: str,
-                seed: int) -> float:
+                seed: int, jpeg: int | None = None) -> float:
     """Corrupt images ``chunk·size .. (chunk+1)·size − 1`` at ``severity`` into rows of ``out/.<name>.tmp.npy``;
     returns the seconds taken.
 
     The images are read from the ``.npy`` file ``images_file`` (memory-mapped) and the output file,
     created beforehand, is written in place, so that several processes can fill disjoint rows of it.
     The chunk's random numbers come from ``default_rng([seed, corruption index, severity, chunk index])``:
-    the rows do not depend on which process writes them, nor on the order.
+    the rows do not depend on which process writes them, nor on the order. ``jpeg``: a JPEG quality to round
+    the corrupted images through (:func:`jpeg_round_trip`), None to store them losslessly.
     """
     start = time.perf_counter()
     images = np.load(images_file, mmap_mode="r")
@@ -59,8 +82,9 @@ def _chunk_task(images_file: str, out: str, name: str, severity: int, chunk: int
     lo, hi = chunk * size, min((chunk + 1) * size, n)
     rng = np.random.default_rng([seed, ALL.index(name), severity, chunk])
     array = np.load(Path(out) / f".{name}.tmp.npy", mmap_mode="r+")
-    array[(severity - 1) * n + lo:(severity - 1) * n + hi] = corrupt(
-        np.ascontiguousarray(images[lo:hi]), name, severity, params=params, rng=rng)
+    corrupted = corrupt(np.ascontiguousarray(images[lo:hi]), name, severity, params=params, rng=rng)
+    array[(severity - 1) * n + lo:(severity - 1) * n + hi] = corrupted if jpeg is None else jpeg_round_trip(
+        corrupted, jpeg)
     array.flush()
     del array
     return time.perf_counter() - start
@@ -84,7 +108,7 @@ def _single_threaded() -> None:
 
 
 def _write_all(images: np.ndarray, out: Path, names: list[str], params: str, seed: int, workers: int,
-               tick) -> dict[str, float]:
+               tick, jpeg: int | None = None) -> dict[str, float]:
     """Write ``out/<name>.npy`` for every name, chunk by chunk, in ``workers`` processes (1: here).
 
     Each file is filled under a temporary name and renamed when complete. Returns the seconds spent
@@ -96,7 +120,7 @@ def _write_all(images: np.ndarray, out: Path, names: list[str], params: str, see
     np.save(images_file, images)
     for name in names:
         np.lib.format.open_memmap(out / f".{name}.tmp.npy", mode="w+", dtype=np.uint8, shape=(5 * n, h, w, 3)).flush()
-    tasks = [(str(images_file), str(out), name, severity, chunk, size, params, seed)
+    tasks = [(str(images_file), str(out), name, severity, chunk, size, params, seed, jpeg)
              for name in names for severity in range(1, 6) for chunk in range(-(-n // size))]
     seconds = dict.fromkeys(names, 0.0)
     from ..runtime.interrupts import check as check_interrupt
@@ -196,89 +220,17 @@ def check_size(size: str, params: str, height: int, width: int, names: list[str]
                              f"others)")
 
 
-def resize_center_crop(image: np.ndarray, size: int, crop: int | None = None) -> np.ndarray:
-    """Resize a uint8 ``H×W×3`` image's shorter side to ``size`` and keep its centre ``crop×crop``.
-
-    As torchvision's ``Resize(size)`` then ``CenterCrop(crop)`` on a PIL image: the longer side becomes
-    ``int(size·long/short)``, Pillow's bilinear filter (antialiased when shrinking), the crop's offsets
-    rounded half to even. ``crop`` defaults to ``size``. Returns uint8 ``crop×crop×3``.
-    """
-    from PIL import Image
-
-    crop = size if crop is None else crop
-    h, w = image.shape[:2]
-    short, long = (h, w) if h <= w else (w, h)
-    new_long = int(size * long / short)
-    new_h, new_w = (size, new_long) if h <= w else (new_long, size)
-    if (new_h, new_w) != (h, w):
-        image = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.BILINEAR))
-    top, left = int(round((new_h - crop) / 2.0)), int(round((new_w - crop) / 2.0))
-    return np.ascontiguousarray(image[top:top + crop, left:left + crop])
-
-
-def _decode_resized(spec: str, resize: int, crop: int | None, limit: int | None, seed: int, skip_bad: bool):
-    """The folder's images (the seeded ``limit`` subset), decoded and resized one at a time (mixed sizes)."""
-    import torch
-
-    from ..data.images import BadImageError, ImageSet, decode_image, list_image_folder, report_skipped, subset_indices
-
-    files, labels, classes = list_image_folder(spec)
-    arrays, kept, skipped = [], [], []
-    for i in subset_indices(len(files), limit, seed).tolist():
-        try:
-            arrays.append(resize_center_crop(decode_image(files[i]), resize, crop))
-        except BadImageError:
-            if not skip_bad:
-                raise
-            skipped.append(str(Path(files[i]).relative_to(spec)))
-            continue
-        kept.append(labels[i])
-    report_skipped(spec, skipped)
-    if not arrays:
-        return ImageSet(torch.zeros(0, 3, crop or resize, crop or resize, dtype=torch.uint8),
-                        torch.zeros(0, dtype=torch.int64), classes, len(skipped), tuple(skipped))
-    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-    return ImageSet(images, torch.tensor(kept, dtype=torch.int64), classes, len(skipped), tuple(skipped))
-
-
-def _load(source, resize: int | None, crop: int | None, limit: int | None, seed: int, skip_bad: bool = False):
-    """``(ImageSet, spec)``: the source's images (the seeded ``limit`` subset), resized when asked."""
-    import torch
-
-    from ..data.images import ImageSet, MixedSizesError, load_images
-
-    if isinstance(source, ImageSet):
-        data, spec = source, "<ImageSet>"
-    elif isinstance(source, (str, os.PathLike)):
-        spec = str(source)
-        if resize is not None and not spec.startswith("cifar10:"):  # decode one file at a time: mixed sizes
-            return _decode_resized(spec, resize, crop, limit, seed, skip_bad), spec
-        try:
-            data = load_images(spec, train=False, skip_bad=skip_bad)
-        except MixedSizesError as err:
-            raise ValueError(f"images under {err.root} have different sizes ({err.sizes()}): pass resize=N "
-                             f"(--resize N) to resize each image's shorter side to N and keep its centre N×N "
-                             f"(e.g. --resize 224; ImageNet-C: --resize 256 --crop 224)") from None
-    else:
-        raise TypeError(f"source must be an ImageSet or a data spec string, got {type(source).__name__}")
-    data = data.subset(limit, seed)
-    if resize is not None and len(data):
-        arrays = [resize_center_crop(img, resize, crop) for img in data.images.permute(0, 2, 3, 1).numpy()]
-        data = ImageSet(torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous(), data.labels,
-                        data.classes, data.skipped, data.skipped_files)
-    return data, spec
-
-
 def make_c(source, out: str | os.PathLike, *, size: str = "auto", seed: int = 0, limit: int | None = None,
            corruptions: list[str] | tuple[str, ...] | None = None, workers: int = 1, resize: int | None = None,
-           crop: int | None = None, skip_bad: bool = False, verbose: bool = True) -> dict:
+           crop: int | None = None, skip_bad: bool = False, lossless: bool = False, overwrite: bool = False,
+           verbose: bool = True) -> dict:
     """Write a CIFAR-10-C-format directory; returns the metadata written to ``OUT/make_c.json``.
 
     Args:
         source: an :class:`~adaaug.data.images.ImageSet`, or a spec for
             :func:`~adaaug.data.images.load_images` (ImageFolder directory, or ``cifar10:<root>``,
             read as the test split).
-        out: output directory (created; existing corruption files in it are replaced).
+        out: output directory: new or empty, or with ``overwrite`` one an earlier ``make_c`` wrote.
         size: ``"cifar"`` (CIFAR-10-C severities, set for 32×32 images), ``"imagenet"`` (ImageNet-C's, set
             for 224×224; any size from 4×4) or ``"auto"`` (cifar when both sides are at most 32 pixels,
             imagenet otherwise; decided on the images after ``resize``). CIFAR-10-C's frost takes at
@@ -297,13 +249,25 @@ def make_c(source, out: str | os.PathLike, *, size: str = "auto", seed: int = 0,
         skip_bad: leave out image files that cannot be decoded (``--skip-bad-images``) instead of raising
             :class:`~adaaug.data.images.BadImageError`; they are named on stderr and in ``make_c.json``
             (``"skipped"``: their count and paths).
+        lossless: store the corrupted images exactly. Default: as the released sets hold them, which with
+            ImageNet-C severities means each corrupted image goes through a JPEG file of quality 85
+            (:func:`jpeg_round_trip`; ``make_imagenet_c.py`` saves JPEG files), and with CIFAR-10-C's
+            means lossless (CIFAR-10-C is ``.npy``). ``make_c.json``'s ``"storage"`` records which.
+        overwrite: write into a folder that is not empty: the files an earlier ``make_c`` recorded in its
+            ``make_c.json`` are removed first, anything else is left alone (and not read by ``adaaug eval``,
+            which reads only the files ``make_c.json`` lists). Default: such a folder is refused.
         verbose: a progress bar on stderr when bars are on (``adaaug make-c`` without ``--no-progress``,
             or ``ADAAUG_PROGRESS=1``).
 
     Raises:
         ValueError: bad arguments; images of mixed sizes without ``resize``; sizes the chosen severities
             cannot take (:func:`check_size`), before any file is written.
+        FileExistsError: ``out`` is not empty and ``overwrite`` is false (before any image is read).
     """
+    from ..runtime.outdir import claim_output_dir
+
+    if not overwrite:
+        claim_output_dir(out, overwrite=False, flag="--overwrite (overwrite=True)")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if not isinstance(workers, int) or workers < 1:
@@ -321,7 +285,7 @@ def make_c(source, out: str | os.PathLike, *, size: str = "auto", seed: int = 0,
     unknown = [n for n in names if n not in ALL]
     if unknown or not names:
         raise ValueError(f"unknown corruption(s) {unknown}; choose from {', '.join(ALL)}")
-    data, spec = _load(source, resize, crop, limit, int(seed), skip_bad)
+    data, spec = load_source(source, resize, crop, limit, int(seed), skip_bad)
     if len(data) == 0:
         raise ValueError(f"{spec} holds no {'readable ' if data.skipped else ''}images")
     images = data.images.permute(0, 2, 3, 1).contiguous().numpy()  # N×H×W×3 uint8
@@ -336,24 +300,51 @@ def make_c(source, out: str | os.PathLike, *, size: str = "auto", seed: int = 0,
         print(f"make-c: removed {len(stale)} temporary file(s) of an earlier run that was killed: "
               f"{', '.join(stale)}", file=sys.stderr)
     from ..runtime.devices import removed_on_failure
+    from ..runtime.outdir import file_record
     from ..runtime.progress import bar
 
+    claim_output_dir(out, overwrite=True, earlier=earlier_files(out))
+    mine = [out / f"{name}.npy" for name in names] + [out / "labels.npy", out / "make_c.json"]
+    foreign = [p.name for p in mine if os.path.lexists(p)]
+    if foreign:
+        raise FileExistsError(f"{out} holds {', '.join(foreign)}, which no make_c.json there lists, and make-c would "
+                              f"replace: move them away or choose a new or empty folder")
+    jpeg = None if lossless or params == "cifar" else JPEG_QUALITY
+
     chunks = -(-n // chunk_size(h, w))
-    with removed_on_failure(out), bar(total=5 * chunks * len(names), desc=f"make-c {params}",
+    with removed_on_failure(out, *mine), bar(total=5 * chunks * len(names), desc=f"make-c {params}",
                                       unit="chunk") as progress:  # a failed run leaves no folder of its own
         out.mkdir(parents=True, exist_ok=True)
         if not verbose:
             progress.disable = True
-        timings = _write_all(images, out, names, params, int(seed), workers, progress.update)
-    np.save(out / "labels.npy", np.tile(data.labels.numpy().astype(np.int64), 5))
-    meta = {"source": spec, "images": n, "height": h, "width": w, "size": size, "params": params,
-            "resize": resize, "crop": crop if crop is not None or resize is None else resize, "seed": int(seed),
-            "limit": limit, "skipped": {"count": data.skipped, "files": list(data.skipped_files)},
-            "corruptions": names, "classes": list(data.classes), "seconds": timings,
-            "layout": "<corruption>.npy uint8 (5·N, H, W, 3), severities 1..5 stacked; labels.npy int64 (5·N,)",
-            "reference": "Hendrycks & Dietterich, ICLR 2019 (CIFAR-10-C / ImageNet-C severities)"}
-    (out / "make_c.json").write_text(json.dumps(meta, indent=2) + "\n")
+        timings = _write_all(images, out, names, params, int(seed), workers, progress.update, jpeg)
+        np.save(out / "labels.npy", np.tile(data.labels.numpy().astype(np.int64), 5))
+        files = {f: file_record(out / f) for f in [f"{name}.npy" for name in names] + ["labels.npy"]}
+        meta = {"run_id": uuid.uuid4().hex, "source": spec, "images": n, "height": h, "width": w, "size": size,
+                "params": params, "storage": f"jpeg-q{jpeg}" if jpeg else "lossless", "resize": resize,
+                "crop": crop if crop is not None or resize is None else resize, "seed": int(seed),
+                "limit": limit, "skipped": {"count": data.skipped, "files": list(data.skipped_files)},
+                "corruptions": names, "classes": list(data.classes), "seconds": timings,
+                "files": files,
+                "layout": "<corruption>.npy uint8 (5·N, H, W, 3), severities 1..5 stacked; labels.npy int64 (5·N,)",
+                "reference": "Hendrycks & Dietterich, ICLR 2019 (CIFAR-10-C / ImageNet-C severities)"}
+        (out / ".make_c.json.tmp").write_text(json.dumps(meta, indent=2) + "\n")
+        os.replace(out / ".make_c.json.tmp", out / "make_c.json")
     return meta
+
+
+def earlier_files(out: str | os.PathLike) -> list[str]:
+    """The files an earlier :func:`make_c` wrote into ``out``, relative to it, as its ``make_c.json`` lists them
+    (``"files"``; before 0.3, ``"corruptions"``), with the manifest itself and the temporary files of a run that
+    stopped half-way."""
+    temporary = [".make_c.images.tmp.npy", ".make_c.json.tmp"] + [f".{c}.tmp.npy" for c in ALL]
+    try:
+        meta = json.loads((Path(out) / "make_c.json").read_text())
+    except (OSError, ValueError):
+        return temporary
+    names = list(meta.get("files") or []) or [f"{c}.npy" for c in meta.get("corruptions", []) if c in ALL] + [
+        "labels.npy"]
+    return [f for f in names if isinstance(f, str)] + ["make_c.json"] + temporary
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -373,6 +364,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="for images of mixed sizes: resize each image's shorter side to N pixels (bilinear) and "
                         "keep its centre N×N, as torchvision's Resize(N) + CenterCrop(N) (default: images as they "
                         "are)")
+    p.add_argument("--lossless", action="store_true",
+                   help="store the corrupted images exactly (default: as the released sets: ImageNet-C severities "
+                        "go through a JPEG file of quality 85, as ImageNet-C's files; CIFAR-10-C's are lossless)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into a non-empty OUT, replacing the files an earlier make-c recorded in its "
+                        "make_c.json (other files are kept; default: refuse)")
     p.add_argument("--crop", type=int, metavar="M",
                    help="with --resize N: keep the centre M×M instead (M ≤ N); ImageNet-C's preprocessing is "
                         "--resize 256 --crop 224")
@@ -384,9 +381,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     meta = make_c(args.src, args.out, size=args.size, seed=args.seed, limit=args.limit,
                   corruptions=args.corruptions, workers=args.workers, resize=args.resize, crop=args.crop,
-                  skip_bad=args.skip_bad_images)
+                  skip_bad=args.skip_bad_images, lossless=args.lossless,
+                  overwrite=args.overwrite)
     note = auto_note(args.size, meta["params"], meta["height"], meta["width"])
     if note:
         print(f"make-c: {note}", file=sys.stderr)
-    print(json.dumps({k: meta[k] for k in ("images", "height", "width", "params", "seed", "corruptions", "skipped")}))
+    print(json.dumps({k: meta[k] for k in ("images", "height", "width", "params", "storage", "seed",
+                                         "corruptions", "skipped")}))
     return 0

@@ -21,7 +21,7 @@ from .labels import CIFAR10_CLASSES, align, check_class_list, checkpoint_classes
 from .metrics import _hits, as_predictor, evaluate_corruptions, evaluate_shift
 from .options import add_arguments, check_paths
 from .report import c_set_description, markdown_report
-from .sets import CorruptionDir, open_image_set
+from .sets import CorruptionDir, eval_size, open_image_set, preprocessing
 
 __all__ = ["CLASSIFIER_ARCHS", "load_model", "load_model_and_classes", "add_arguments", "main"]
 
@@ -166,27 +166,28 @@ def main(args: argparse.Namespace) -> int:
     clean = clean.relabel(clean.labels, None)  # labels now index the model's outputs
     if args.limit:
         clean = clean.take(args.limit)
+    size = eval_size(raw)  # every set of this evaluation is scored at this size
+    c_sets = {"cifar10_c": (args.cifar_c, False), "imagenet_c": (args.imagenet_c, True)}
+    c_dirs = {key: CorruptionDir(path, size, classes, skip_bad=skip)  # checked now
+              for key, (path, _) in c_sets.items() if path}
     acc = _hits(as_predictor(model, **opts), clean)
     results: dict = {"model": {"arch": described["arch"], "checkpoint": args.checkpoint, "weights": args.weights,
                                "normalize": described["normalize"], "method": described["method"],
                                "outputs": k, "class_names_from": origin},
                      "clean": {"accuracy": acc, "error": 100.0 - acc, "n": len(clean),
-                               "classes": len(np.unique(clean.labels))}}
-    c_sets = {"cifar10_c": (args.cifar_c, False), "imagenet_c": (args.imagenet_c, True)}
-    for key, (path, alex) in c_sets.items():
-        if path:
-            c_dir = CorruptionDir(path, args.image_size, classes, skip_bad=skip)
-            results[key] = evaluate_corruptions(model, c_dir, alexnet=alex, limit=args.limit, classes=classes,
-                                                image_size=args.image_size, **opts)
-            skipped += [str(Path(path) / f) for f in c_dir.skipped]
-            made = c_set_description(path)  # what adaaug make-c recorded: names the set in the report
-            if made is not None:
-                results[key]["set"] = made
+                               "classes": len(np.unique(clean.labels)), "preprocessing": preprocessing(raw),
+                               "image_size": list(size) if size else None}}
+    for key, c_dir in c_dirs.items():
+        results[key] = evaluate_corruptions(model, c_dir, alexnet=c_sets[key][1], limit=args.limit,
+                                            classes=classes, **opts)
+        made = c_set_description(c_sets[key][0])  # what adaaug make-c recorded: names the set in the report
+        if made is not None:
+            results[key]["set"] = made
     shifts = {"cifar10.1": args.cifar101, "imagenet-v2": args.imagenet_v2, "imagenet-r": args.imagenet_r}
     for name, path in shifts.items():
         if path:
-            results.setdefault("shift", {})[name] = res = evaluate_shift(model, path, classes=classes, skip_bad=skip,
-                                                                         image_size=args.image_size, **opts)
+            results.setdefault("shift", {})[name] = res = evaluate_shift(
+                model, path, classes=classes, image_size=args.image_size, expect_size=size, skip_bad=skip, **opts)
             skipped += [str(Path(path) / f) for f in res.pop("skipped", [])]
     if args.attacks:
         subset = clean.take(args.attack_samples)
@@ -198,12 +199,13 @@ def main(args: argparse.Namespace) -> int:
         pgd = dict(steps=args.pgd_steps, restarts=args.pgd_restarts) if method == "pgd" else {}
         results["robust"] = evaluate_attacks(model, images, labels, method=method, seed=args.seed, **pgd, **opts)
     if args.param_noise:
-        path, alex = (args.cifar_c, False) if args.cifar_c else (args.imagenet_c, True)
-        c_dir = CorruptionDir(path, args.image_size, classes, skip_bad=skip) if path else None
+        alex = not args.cifar_c
+        c_dir = c_dirs.get("cifar10_c", c_dirs.get("imagenet_c"))
         results["param_noise"] = evaluate_param_noise(model, clean, c_dir, etas=args.param_noise,
                                                       samples=args.noise_samples, seed=args.seed, alexnet=alex,
                                                       limit=args.limit, **opts)
-        skipped += [str(Path(path) / f) for f in (c_dir.skipped if c_dir else [])]
+    for key, c_dir in c_dirs.items():
+        skipped += [str(Path(c_sets[key][0]) / f) for f in c_dir.skipped]
     if skip:  # --skip-bad-images: the files left out, each once
         files = list(dict.fromkeys(skipped))
         results["skipped"] = {"count": len(files), "files": files}

@@ -160,7 +160,7 @@ def evaluate_corruptions(model: Union[nn.Module, Predictor], c_dir: str | os.Pat
                          alexnet: bool = False, corruptions: Sequence[str] | None = None,
                          classes: Sequence[str] | None = None, batch_size: int = 256,
                          device: str | torch.device | None = None, limit: int | None = None,
-                         image_size: int | None = None) -> dict:
+                         image_size: int | tuple[int, int] | None = None) -> dict:
     """Errors on a -C directory (CIFAR-10-C or ImageNet-C layout, see :mod:`~adaaug.evaluate.sets`).
 
     Args:
@@ -172,11 +172,19 @@ def evaluate_corruptions(model: Union[nn.Module, Predictor], c_dir: str | os.Pat
             class list next to ``labels.npy``) are matched to them by name, so a set may hold any
             subset of the classes in any order. Unknown classes: a named set must hold exactly as
             many classes as the model has outputs; index labels are used as they are.
-        limit: evaluate only ``limit`` evenly spaced images of each severity (smoke tests).
+        limit: evaluate only ``limit`` evenly spaced images, the same ones at every corruption and severity
+            (:meth:`~adaaug.evaluate.sets.CorruptionDir.subset`; listed in ``"subset"``).
+        image_size: ``(H, W)`` (an int: square) every -C image must have, i.e. the clean set's size after its
+            preprocessing; -C images are read as stored, never resized, so another size is a ``ValueError``
+            (None: not checked).
     Returns:
         ``{"errors": {c: [e_1..e_5]}, "ce": {c: mean}, "mce": float | None, "extra": {c: mean},
         "n": images scored in all, "n_per_set": {c: [n_1..n_5]}, "classes": distinct classes scored,
-        "normalized_ce": {...}, "unnormalized_mce": ...}`` (the last two with ``alexnet``), errors in %.
+        "normalized_ce": {...}, "unnormalized_mce": ...}`` (the last two with ``alexnet``), errors in %,
+        and how the images were read: ``"preprocessing"``, ``"image_size"`` ``[H, W]``, ``"storage"`` (from
+        ``make_c.json``), ``"run_id"``, ``"ignored"`` (files ``make_c.json`` does not list), with ``limit``
+        ``"subset"`` (row indices within a severity, or ``<class>/<file>`` keys) and ``"left_out"`` (images
+        some severity lacks).
         ``mce`` is None (with ``"missing"`` listing what lacks) unless all 15 benchmark corruptions
         were evaluated.
     Raises:
@@ -193,7 +201,7 @@ def evaluate_corruptions(model: Union[nn.Module, Predictor], c_dir: str | os.Pat
 
     predict = as_predictor(model, batch_size, device)
     jobs = [(name, s) for name in names for s in paper.CORRUPTION_SEVERITIES]
-    k = num_outputs(model, cdir.source(*jobs[0], 1), device) if jobs else None
+    k = num_outputs(model, cdir.source(*jobs[0]).take(1), device) if jobs else None
     _check_c_classes(cdir, jobs, classes, k)
     errors: dict[str, list[float]] = {name: [] for name in names}
     counts: dict[str, list[int]] = {name: [] for name in names}
@@ -207,6 +215,7 @@ def evaluate_corruptions(model: Union[nn.Module, Predictor], c_dir: str | os.Pat
     out: dict = {"errors": errors, "ce": {c: ce[c] for c in BENCHMARK if c in ce},
                  "extra": {c: ce[c] for c in EXTRA if c in ce},
                  "n": int(sum(map(sum, counts.values()))), "n_per_set": counts, "classes": len(seen)}
+    out.update(_how_read(cdir, jobs, limit))
     missing = [c for c in BENCHMARK if c not in ce]
     if missing:
         out.update(mce=None, missing=missing)
@@ -219,28 +228,54 @@ def evaluate_corruptions(model: Union[nn.Module, Predictor], c_dir: str | os.Pat
     return out
 
 
+def _how_read(cdir: CorruptionDir, jobs, limit: int | None) -> dict:
+    """How ``cdir``'s images were read, for the report (see :func:`evaluate_corruptions`'s Returns)."""
+    from .c_checks import storage_note
+    from .sets import eval_size, preprocessing
+
+    first = cdir.source(*jobs[0]).take(1) if jobs else None
+    size = eval_size(first) if first is not None else None
+    meta = cdir.manifest or {}
+    how = {"preprocessing": preprocessing(first) if first is not None else None,
+           "image_size": list(size) if size else None, "storage": storage_note(cdir.manifest),
+           "run_id": meta.get("run_id"), "ignored": cdir.ignored}
+    if limit is not None:
+        rows, keys, left_out = cdir.subset(limit)
+        how.update(subset=keys if any(n in cdir.folders for n, _ in jobs) else rows, left_out=left_out)
+    return how
+
+
 def evaluate_shift(model: Union[nn.Module, Predictor], spec: str | os.PathLike, *,
                    classes: Sequence[str] | None = None, train_classes: Sequence[str] | None = None,
                    image_size: int | None = None, batch_size: int = 256,
-                   device: str | torch.device | None = None, skip_bad: bool = False) -> dict:
+                   device: str | torch.device | None = None, expect_size: tuple[int, int] | None = None,
+                   skip_bad: bool = False) -> dict:
     """Accuracy (%) on a distribution-shift set (CIFAR-10.1, ImageNet-v2, ImageNet-R).
 
     ``classes`` (alias ``train_classes``): the model's class names in logit order; the set's class
     names are matched to them (see :func:`accuracy`). When the set's classes are a strict subset
     of them (ImageNet-R: 200 of the 1000 ImageNet classes), only those logits compete
-    (Hendrycks et al. 2021). ``skip_bad``: leave out image files that cannot be decoded. Returns
-    ``{"accuracy": %, "n": images, "classes": classes scored}``, with ``"skipped"`` (those files' paths)
-    when any were left out.
+    (Hendrycks et al. 2021). ``image_size``: see :func:`~adaaug.evaluate.sets.open_image_set`; ``expect_size``:
+    the ``(H, W)`` the set must be scored at (the clean set's), else ``ValueError``. ``skip_bad``: leave out
+    image files that cannot be decoded. Returns ``{"accuracy": %, "n": images, "classes": classes scored,
+    "preprocessing": what was done to the images}``, with ``"skipped"`` (those files' paths) when any were
+    left out.
     """
+    from .c_checks import size_mismatch
+    from .sets import eval_size, preprocessing
+
     if classes is None:
         classes = train_classes
     src = open_image_set(spec, image_size, skip_bad=skip_bad)
+    if expect_size is not None and len(src) and eval_size(src) != tuple(expect_size):
+        raise ValueError(size_mismatch(str(spec), eval_size(src), expect_size))
     aligned = align(src, classes, num_outputs=num_outputs(model, src, device), where=str(spec))
     columns = None
     if src.classes is not None and classes is not None and len(src.classes) < len(classes):
         columns = [list(classes).index(c) for c in src.classes]
         aligned = src  # labels index the set's own classes, i.e. ``columns``
     acc = _hits(as_predictor(model, batch_size, device), aligned, columns)
-    out = {"accuracy": acc, "n": len(aligned), "classes": len(np.unique(aligned.labels))}
+    out = {"accuracy": acc, "n": len(aligned), "classes": len(np.unique(aligned.labels)),
+           "preprocessing": preprocessing(src)}
     skipped = list(getattr(src, "skipped", []))
     return {**out, "skipped": skipped} if skipped else out

@@ -69,6 +69,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                    "checkpoint's file name or the --weights name)")
     p.add_argument("--out", required=True, help="results JSON")
     p.add_argument("--markdown", help="also write markdown tables here (default: stdout only)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out (and --markdown) when they exist (default: refuse before evaluating)")
 
 
 def check_paths(args: argparse.Namespace) -> None:
@@ -90,6 +92,11 @@ def check_paths(args: argparse.Namespace) -> None:
     from ..runtime.devices import check_device
 
     check_device("auto" if args.device is None else args.device)
+    from ..runtime.outdir import claim_output_files
+
+    claim_output_files([p for p in (getattr(args, "out", None), getattr(args, "markdown", None)) if p],
+                       overwrite=getattr(args, "overwrite", False), what="an earlier evaluation's results",
+                       other="choose another --out / --markdown path")
     if args.device == "auto":
         args.device = None  # adaaug eval's default: CUDA when available, else the CPU
     outputs = declared_outputs(args)

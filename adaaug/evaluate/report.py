@@ -46,7 +46,21 @@ def scored_line(res: Mapping) -> str:
     per = sorted({n for ns in res.get("n_per_set", {}).values() for n in ns})
     each = f"; {per[0]:,} per corruption and severity" if len(per) == 1 else (
         f"; {per[0]:,}–{per[-1]:,} per corruption and severity" if per else "")
+    if "subset" in res and len(per) == 1:
+        each = (f"; the same {per[0]:,} images at every corruption and severity (listed in the JSON's \"subset\""
+                + (f"; {res['left_out']:,} images left out because some severity lacks them" if res.get("left_out")
+                   else "") + ")")
     return f"Scored: {_count(res['n'])} images of {_count(res.get('classes'))} classes{each}."
+
+
+def read_lines(res: Mapping) -> list[str]:
+    """How a -C set's images were read (preprocessing, storage) and the files its manifest made it ignore."""
+    lines = []
+    if res.get("preprocessing"):
+        lines.append(f"Images: {res['preprocessing']}; {res.get('storage', 'storage not recorded')}.")
+    if res.get("ignored"):
+        lines.append(f"**Not read:** {', '.join(res['ignored'])} (not listed in make_c.json: another run's files).")
+    return lines
 
 
 def _table(title: str, rows: list[tuple[str, float | None, Mapping]], key: str) -> list[str]:
@@ -61,7 +75,8 @@ def _table(title: str, rows: list[tuple[str, float | None, Mapping]], key: str) 
         lines += table(["model"] + [SHORT[c] for c in extra_cols],
                        ([n] + [_fmt(r.get("extra", {}).get(c)) for c in extra_cols] for n, _, r in rows))
     scored = scored_line(rows[0][2]) if rows else ""
-    return lines + ([] if not scored else ["", scored]) + [""]
+    read = read_lines(rows[0][2]) if rows else []
+    return lines + ([] if not scored else ["", scored]) + read + [""]
 
 
 def c_set_title(key: str, res: Mapping) -> str:
@@ -105,8 +120,9 @@ def markdown_report(results: Mapping, label: str = "model") -> str:
     clean = clean_res.get("error")
     out: list[str] = []
     if "n" in clean_res:
+        how = f" Images: {clean_res['preprocessing']}." if clean_res.get("preprocessing") else ""
         out += [f"Clean test set: {_count(clean_res['n'])} images of {_count(clean_res.get('classes'))} classes, "
-                f"error {_fmt(clean)} %.", ""]
+                f"error {_fmt(clean)} %.{how}", ""]
     skipped = results.get("skipped") or {}
     if skipped.get("count"):
         shown = ", ".join(skipped["files"][:3]) + (", ..." if skipped["count"] > 3 else "")
@@ -132,6 +148,8 @@ def markdown_report(results: Mapping, label: str = "model") -> str:
         out += table(["set", "accuracy", "images", "classes"],
                      ([k, _fmt(v["accuracy"]), _count(v["n"]), _count(v.get("classes"))]
                       for k, v in results["shift"].items())) + [""]
+        out += [f"Images of {k}: {v['preprocessing']}." for k, v in results["shift"].items() if v.get("preprocessing")]
+        out += [""] if out[-1] else []
     if "robust" in results:
         r = results["robust"]
         cols = [("Linf", e) for e in r["Linf"]] + [("L2", e) for e in r["L2"]]

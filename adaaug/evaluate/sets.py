@@ -20,7 +20,9 @@ Layouts read:
 - -C directories: ``<corruption>.npy`` (uint8 ``(5·N)×H×W×3``, severities 1..5 stacked) with one
   ``labels.npy`` (``5·N``), the CIFAR-10-C layout (also what ``adaaug make-c`` writes); or the
   ImageNet-C layout ``<corruption>/<severity>/<class>/<img>`` (each severity folder may hold any
-  subset of the classes).
+  subset of the classes). -C images are read as stored, never resized: a -C set is stored at its
+  evaluation size, which must be the size the clean set is scored at. Only the files a ``make_c.json``
+  lists are read (:mod:`adaaug.evaluate.c_checks`).
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ import numpy as np
 import torch
 
 from ..corruptions import ALL
+from .c_checks import image_file_size, size_mismatch
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm"}
 
@@ -115,12 +118,17 @@ class FolderSource:
 
     An unreadable file stops :meth:`batches` with a :class:`~adaaug.data.images.BadImageError` naming it;
     :meth:`without_unreadable` leaves such files out (``skipped``) by decoding every file once first.
+
+    ``size``: resize (shorter side ``round(size/0.875)``, bilinear) and centre-crop each image to
+    ``size×size``; None: read as stored. ``expect``: ``(H, W)`` every image must have after that
+    (``ValueError`` naming the first that does not); None: one size, whichever the first image has.
     """
 
     names_from = "folders"
     skipped: list[str] = []
 
-    def __init__(self, root: str | os.PathLike, size: int | None = None) -> None:
+    def __init__(self, root: str | os.PathLike, size: int | None = None,
+                 expect: tuple[int, int] | None = None) -> None:
         root = Path(root)
         if not root.is_dir():
             raise FileNotFoundError(f"image directory {root} does not exist")
@@ -138,7 +146,19 @@ class FolderSource:
             raise ValueError(f"no images found under {root}")
         self.labels = np.asarray(labels, dtype=np.int64)
         self.classes = None if numeric else names
-        self.numeric, self.size, self.root = numeric, size, root
+        self.numeric, self.size, self.root, self.expect = numeric, size, root, expect
+
+    def keys(self) -> list[str]:
+        """Each image's ``<class folder>/<file name>``, in order: what names the same image at every severity."""
+        return [f"{f.parent.name}/{f.name}" for f in self.files]
+
+    def select(self, keys: Sequence[str]) -> "FolderSource":
+        """The images named by ``keys`` (from :meth:`keys`), in that order; ``KeyError`` for one not here."""
+        where = {k: i for i, k in enumerate(self.keys())}
+        idx = [where[k] for k in keys]
+        out = FolderSource.__new__(FolderSource)
+        out.__dict__.update(self.__dict__, files=[self.files[i] for i in idx], labels=self.labels[idx])
+        return out
 
     def __len__(self) -> int:
         return len(self.files)
@@ -206,15 +226,37 @@ class FolderSource:
             return np.asarray(im)
 
     def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
-        shape = None
+        shape = None if self.expect is None else (*self.expect, 3)
         for lo in range(0, len(self), batch_size):
             arrays = [self._load(f) for f in self.files[lo:lo + batch_size]]
             for f, a in zip(self.files[lo:lo + batch_size], arrays):
+                if self.expect is not None and a.shape != shape:
+                    raise ValueError(size_mismatch(str(f), a.shape[:2], self.expect))
                 shape = shape or a.shape
                 if a.shape != shape:
                     raise ValueError(f"{f} is {a.shape[1]}×{a.shape[0]}, other images are {shape[1]}×{shape[0]}; "
                                      f"pass an image size (--image-size) to resize and centre-crop")
             yield torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255)
+
+
+def eval_size(source: ImageSource) -> tuple[int, int] | None:
+    """``(H, W)`` of ``source``'s images as they are scored (after any resizing); None for an empty folder."""
+    if isinstance(source, ArraySource):
+        return tuple(source.images.shape[1:3])
+    if source.size is not None:
+        return (source.size, source.size)
+    if source.expect is not None:
+        return tuple(source.expect)
+    return image_file_size(source.files[0]) if source.files else None
+
+
+def preprocessing(source: ImageSource) -> str:
+    """What was done to ``source``'s images before scoring, in words."""
+    size = eval_size(source)
+    if isinstance(source, FolderSource) and source.size is not None:
+        return (f"shorter side resized to {round(source.size / 0.875)} px (bilinear), centre {size[1]}×{size[0]} "
+                f"kept (--image-size {source.size})")
+    return "read as stored, not resized" + (f" ({size[1]}×{size[0]})" if size else "")
 
 
 def _npy_pair(root: Path) -> tuple[Path, Path] | None:
@@ -238,9 +280,22 @@ def _with_names(source: ArraySource, classes: list[str] | None, root: Path) -> A
         raise ValueError(f"{root}: {err} (the class list next to its labels)") from None
 
 
+def _stored_at(source: ArraySource, size: int | None, where: str) -> ArraySource:
+    """``source`` (arrays, never resized) when ``size`` is None or its images are ``size×size``; else ``ValueError``."""
+    h, w = source.images.shape[1:3]
+    if size is not None and (h, w) != (size, size):
+        raise ValueError(f"--image-size {size} resizes image folders only, and {where} holds {w}×{h} arrays, which are "
+                         f"read as stored: leave out --image-size (or pass --image-size {h} when the images are square)"
+                         if h == w else f"--image-size {size} resizes image folders only, and {where} holds {w}×{h} "
+                         f"arrays, which are read as stored: leave out --image-size")
+    return source
+
+
 def open_image_set(spec: str | os.PathLike, size: int | None = None, skip_bad: bool = False) -> ImageSource:
     """A clean or distribution-shift evaluation set (see the module docstring for layouts).
 
+    ``size``: image folders are resized and centre-cropped to ``size×size`` (:class:`FolderSource`); array
+    sets (``.npy``, ``cifar10:``) are read as stored and refused (``ValueError``) unless they are ``size×size``.
     ``skip_bad``: leave out image files that cannot be decoded (their paths in the set's ``skipped``)
     instead of raising :class:`~adaaug.data.images.BadImageError`.
     """
@@ -249,7 +304,7 @@ def open_image_set(spec: str | os.PathLike, size: int | None = None, skip_bad: b
         from ..data.images import load_cifar10
 
         data = load_cifar10(spec.split(":", 1)[1], train=False)
-        return ArraySource(data.images, data.labels.numpy(), data.classes)
+        return _stored_at(ArraySource(data.images, data.labels.numpy(), data.classes), size, spec)
     root = Path(spec)
     if not root.exists():
         raise FileNotFoundError(f"evaluation set {root} does not exist")
@@ -260,9 +315,11 @@ def open_image_set(spec: str | os.PathLike, size: int | None = None, skip_bad: b
         from .labels import class_list_file, class_list_near
 
         names_file = class_list_file(root)
-        return _with_names(ArraySource(np.load(pair[0], mmap_mode="r"), np.load(pair[1]),
-                                       names_from=None if names_file is None else str(names_file)),
-                           class_list_near(root), root)
+        source = _with_names(ArraySource(np.load(pair[0], mmap_mode="r"), np.load(pair[1]),
+                                         names_from=None if names_file is None else str(names_file)),
+                             class_list_near(root), root)
+        _stored_at(source, size, str(pair[0]))
+        return source
     if size is None:
         from ..data.images import load_image_folder
 
@@ -278,25 +335,36 @@ def open_image_set(spec: str | os.PathLike, size: int | None = None, skip_bad: b
 
 
 class CorruptionDir:
-    """A -C directory: ``source(name, severity)`` gives the images of one corruption and severity."""
+    """A -C directory: ``source(name, severity)`` gives the images of one corruption and severity, as stored.
 
-    def __init__(self, root: str | os.PathLike, size: int | None = None,
+    With ``make_c.json`` (written by ``adaaug make-c``), only the files it lists are read, each checked
+    against its record (:mod:`adaaug.evaluate.c_checks`); ``ignored`` names other ``<corruption>.npy``.
+    """
+
+    def __init__(self, root: str | os.PathLike, size: int | tuple[int, int] | None = None,
                  classes: Sequence[str] | None = None, skip_bad: bool = False) -> None:
-        """``classes``: the model's class names in logit order, which the evaluation maps this directory's
-        class names to (default: unknown, see :func:`~adaaug.evaluate.labels.align`). ``skip_bad``: leave out
-        image files of the folder layout that cannot be decoded; their paths (relative to ``root``) gather in
-        ``skipped``."""
-        self.root, self.size, self.skip_bad = Path(root), size, skip_bad
+        """``size``: the ``(H, W)`` (an int: square) that every image must have, which is what the clean set's
+        preprocessing yields; images are never resized (a -C set is stored at its evaluation size), so one
+        of another size is refused (``ValueError``); None: not checked. ``classes``: the model's class names in
+        logit order, which the evaluation maps this directory's class names to (default: unknown, see
+        :func:`~adaaug.evaluate.labels.align`). ``skip_bad``: leave out image files of the folder layout that
+        cannot be decoded; their paths (relative to ``root``) gather in ``skipped``."""
+        from .c_checks import read_manifest
+
+        self.root, self.skip_bad = Path(root), skip_bad
         self.skipped: list[str] = []
+        self.size = (size, size) if isinstance(size, int) else (tuple(size) if size is not None else None)
         self.classes = list(classes) if classes is not None else None
         if not self.root.is_dir():
             raise FileNotFoundError(f"corruption directory {self.root} does not exist")
-        self.npy = {n: self.root / f"{n}.npy" for n in ALL if (self.root / f"{n}.npy").is_file()}
-        self.folders = {n: self.root / n for n in ALL if n not in self.npy and (self.root / n / "1").is_dir()}
+        npy = {n: self.root / f"{n}.npy" for n in ALL if (self.root / f"{n}.npy").is_file()}
+        self.manifest, self.npy, self.ignored = read_manifest(self.root, npy)
+        self.folders = {n: self.root / n for n in ALL if n not in npy and (self.root / n / "1").is_dir()}
         if not self.npy and not self.folders:
             raise FileNotFoundError(f"{self.root} holds no corruption data: expected <corruption>.npy files with "
                                     f"labels.npy (CIFAR-10-C layout) or <corruption>/<severity>/ folders "
                                     f"(ImageNet-C layout), for corruptions among {', '.join(ALL)}")
+        self._subsets: dict[int | None, tuple[list, list, int]] = {}
         self.labels: np.ndarray | None = None
         self.label_names: list[str] | None = None  # names of the npy layout's label indices, from a class list
         self.names_from: str | None = None  # the class-list file that names them
@@ -317,6 +385,8 @@ class CorruptionDir:
                 if shape[0] != len(self.labels):
                     raise ValueError(f"{file} holds {shape[0]} images but labels.npy has {len(self.labels)} labels; "
                                      f"both must be 5·N (severities 1..5 stacked)")
+                if self.size is not None and tuple(shape[1:3]) != self.size:
+                    raise ValueError(size_mismatch(str(file), shape[1:3], self.size))
             from .labels import class_list_file, class_list_near
 
             self.label_names = class_list_near(self.root)
@@ -325,14 +395,40 @@ class CorruptionDir:
             if self.label_names is not None and len(self.labels) and self.labels.max() >= len(self.label_names):
                 raise ValueError(f"{path} has labels up to {int(self.labels.max())} but the class list next to it "
                                  f"names {len(self.label_names)} classes; the class list must name every label")
+        if self.size is not None:  # one header per severity folder here; every image as it is decoded
+            for name, folder in self.folders.items():
+                for severity in range(1, 6):
+                    files = FolderSource(folder / str(severity)).files if (folder / str(severity)).is_dir() else []
+                    if files and image_file_size(files[0]) != self.size:
+                        raise ValueError(size_mismatch(str(files[0]), image_file_size(files[0]), self.size))
 
     @property
     def names(self) -> list[str]:
         """Corruptions present, in benchmark order (the 15, then the extras)."""
         return [n for n in ALL if n in self.npy or n in self.folders]
 
+    def subset(self, limit: int | None) -> tuple[list[int], list[str], int]:
+        """The images every corruption and severity is scored on: ``(row indices within a severity of the
+        npy files, <class>/<file> keys of the folders, images left out because some severity lacks them)``.
+
+        ``limit``: that many, evenly spaced (None: all). The same images at every severity: the npy files
+        hold ``N`` per severity; the folders' keys are those present in every severity folder.
+        """
+        if limit not in self._subsets:
+            from .c_checks import common_subset
+
+            rows = list(range(len(self.labels) // 5)) if self.npy else []
+            if limit is not None and limit < len(rows):
+                rows = _spread(len(rows), limit).tolist()
+            keys = [FolderSource(folder / str(s)).keys() for folder in self.folders.values() for s in range(1, 6)
+                    if (folder / str(s)).is_dir()]
+            chosen, left_out = common_subset(keys, limit) if keys else ([], 0)
+            self._subsets[limit] = (rows, chosen, left_out)
+        return self._subsets[limit]
+
     def source(self, name: str, severity: int, limit: int | None = None) -> ImageSource:
-        """The images of ``name`` at ``severity`` as stored (labels not yet mapped to the model's classes)."""
+        """The images of ``name`` at ``severity`` as stored (labels not yet mapped to the model's classes); with
+        ``limit``, the :meth:`subset` of ``limit`` images, the same at every severity."""
         if name not in self.names:
             raise KeyError(f"{name} is not in {self.root}")
         if severity not in (1, 2, 3, 4, 5):
@@ -340,11 +436,14 @@ class CorruptionDir:
         if name in self.npy:
             array = np.load(self.npy[name], mmap_mode="r")
             n = len(array) // 5
-            sl = slice((severity - 1) * n, severity * n)
-            return ArraySource(array[sl], self.labels[sl], self.label_names, names_from=self.names_from).take(limit)
-        folder = self.folders[name] / str(severity)
-        source = FolderSource(folder, self.size).take(limit)
-        if self.skip_bad:
-            source = source.without_unreadable(self.root)
-            self.skipped += [s for s in source.skipped if s not in self.skipped]
-        return source
+            if limit is None:
+                sl = slice((severity - 1) * n, severity * n)
+                return ArraySource(array[sl], self.labels[sl], self.label_names, names_from=self.names_from)
+            rows = (severity - 1) * n + np.asarray(self.subset(limit)[0], dtype=np.int64)
+            return ArraySource(array[rows], self.labels[rows], self.label_names, names_from=self.names_from)
+        folder = FolderSource(self.folders[name] / str(severity), None, self.size)
+        folder = folder if limit is None else folder.select(self.subset(limit)[1])
+        if self.skip_bad:  # unreadable files are left out at this severity, named in ``skipped``
+            folder = folder.without_unreadable(self.root)
+            self.skipped += [f for f in folder.skipped if f not in self.skipped]
+        return folder

@@ -17,7 +17,9 @@ For one classifier, batch and device it measures (median wall time over repeats)
 ``--suite`` runs the whole device benchmark instead (:mod:`adaaug.experiments.bench_suite`). The
 measurements themselves are :mod:`adaaug.experiments.bench_measure`; this module is the command.
 
-JSON per run under ``--out``; a table on stdout.
+JSON per run under ``--out``; a table on stdout. ``--out`` collects results (other files there are kept): a
+file of this run's name that is already there (``step-<backbone>-<device>.json``; with ``--suite``
+``suite-<device>.json`` and ``.md``) is refused before any measurement unless ``--overwrite``.
 """
 from __future__ import annotations
 
@@ -67,6 +69,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", choices=("resnet20", "preact_resnet50", "resnet50"), default="resnet20",
                    help="classifier")
     p.add_argument("--out", default="benchmarks/results", help="directory for the JSON results")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace this run's result files in --out when an earlier run left them there (other files "
+                        "are kept; default: refuse before measuring)")
     p.add_argument("--suite", action="store_true",
                    help="run the whole device suite instead (CUDA tests, per-example passes, a step per backbone, "
                         "the ImageNet-preset step, memory against chunk_size); see benchmarks/gpu.sh")
@@ -82,7 +87,14 @@ def main(args: argparse.Namespace) -> int:
     args.device = str(dev)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if getattr(args, "suite", False):
+    from ..runtime.outdir import claim_output_files
+
+    suite = getattr(args, "suite", False)
+    names = [f"suite-{dev.type}.json", f"suite-{dev.type}.md"] if suite else [
+        f"step-{name}-{dev.type}.json" for name in args.backbones]
+    claim_output_files([Path(args.out) / n for n in names], overwrite=getattr(args, "overwrite", False),
+                       what="results of an earlier adaaug bench", other="choose another --out")
+    if suite:
         from .bench_suite import run_suite
 
         try:

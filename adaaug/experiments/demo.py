@@ -39,7 +39,10 @@ def load_samples() -> tuple[torch.Tensor, torch.Tensor, list[str]]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="adaaug-demo.png", help="figure path (PNG)")
+    p.add_argument("--out", default="adaaug-demo.png",
+                   help="figure path (PNG); an earlier demo's figure there is replaced, any other file is refused "
+                        "unless --overwrite")
+    p.add_argument("--overwrite", action="store_true", help="replace --out even when an earlier demo did not write it")
     p.add_argument("--backbones", nargs="+", default=list(DEFAULT_BACKBONES), metavar="NAME",
                    help="packaged corruption networks to run, one row each")
     p.add_argument("--nu", type=float, default=paper.NU_EDSR_CIFAR10, help="relative radius ν (paper: 0.015)")
@@ -154,9 +157,27 @@ def figure(x: torch.Tensor, outputs: dict[str, torch.Tensor], n_images: int = 4,
     return canvas
 
 
+#: The PNG text chunk that marks a figure as this command's (a rerun replaces such a file without --overwrite).
+SOFTWARE = ("Software", "adaaug demo")
+
+
+def demo_figure(path: str | Path) -> bool:
+    """Whether ``path`` is a PNG that :func:`save_figure` wrote (its ``Software`` text is ``adaaug demo``)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.format == "PNG" and image.info.get(SOFTWARE[0]) == SOFTWARE[1]
+    except (OSError, ValueError):
+        return False
+
+
 def save_figure(path: str | Path, x: torch.Tensor, outputs: dict, n_images: int, gain: float) -> None:
-    """Write :func:`figure` as a PNG (Pillow and torchvision only; no plotting library needed)."""
+    """Write :func:`figure` as a PNG (Pillow and torchvision only; no plotting library needed), marked with the
+    text chunk :data:`SOFTWARE`."""
     import platform
+
+    from PIL.PngImagePlugin import PngInfo
 
     machine = f"{platform.machine()} CPU, torch {torch.__version__.split('+')[0]}"
     image = figure(x, outputs, n_images, gain,
@@ -165,7 +186,9 @@ def save_figure(path: str | Path, x: torch.Tensor, outputs: dict, n_images: int,
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:  # written whole or not at all: an interrupted save leaves no truncated PNG
-        image.save(tmp, format="PNG")
+        info = PngInfo()
+        info.add_text(*SOFTWARE)
+        image.save(tmp, format="PNG", pnginfo=info)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -180,6 +203,11 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError(f"need --steps ≥ 0 and --nu > 0, got {args.steps} and {args.nu}")
     if not str(args.out).lower().endswith(".png"):
         raise UsageError(f"--out must be a .png path, got {args.out}")
+    if not demo_figure(args.out):  # an earlier demo's figure is its own output: replaced
+        from ..runtime.outdir import claim_output_files
+
+        claim_output_files([args.out], overwrite=getattr(args, "overwrite", False), what="not a figure of adaaug demo",
+                           other="choose another --out")
     check_backbones(args.backbones)
     rows, x, outputs = run_demo(args.backbones, args.nu, args.steps, args.seed)
     print(f"AdA, ν = {args.nu}, M = {args.steps} steps, SSIM threshold {paper.CIFAR10_SSIM_THRESHOLD}, "

@@ -23,8 +23,11 @@ examples of each batch go through AdA and the rest stay clean (after standard au
 is written into every result and table.
 
 Runs are cached per (method, backbone, seed, settings) under ``OUT/runs``: a rerun skips finished ones,
-so an interrupted grid resumes. Everything is seeded (one ``torch.Generator`` per run; 1 torch thread by
-default): a rerun on CPU gives the same numbers.
+so an interrupted grid resumes, and grids of other settings may share ``OUT`` (``results.*`` then describe the
+latest). ``OUT/finetune.json`` marks the folder as this command's: a non-empty folder without it is refused, and
+``--overwrite`` removes everything an earlier grid wrote there (:data:`NAMES`; other files are kept).
+Everything is seeded (one ``torch.Generator`` per run; 1 torch thread by default): a rerun on CPU gives the
+same numbers.
 
 ``adaaug finetune --data TRAIN --dev DEV --out OUT`` runs the grid and writes
 ``OUT/results.json``, ``OUT/results.md`` and ``OUT/finetune.png`` (tables and figure: :mod:`adaaug.experiments.finetune_report`).
@@ -46,6 +49,10 @@ from ..corruptions import BENCHMARK
 from .finetune_config import METHODS, FinetuneConfig  # noqa: F401 (re-exported)
 from .finetune_options import HEADLINE, add_arguments  # noqa: F401 (the command's options)
 from .finetune_report import _machine, paired, report, row_name, save_plot, summarise  # noqa: F401 (paired re-exported)
+
+#: What the command writes into ``OUT`` (besides ``finetune.json``): ``--overwrite`` removes these.
+NAMES = ("runs", "clean", "cifar10-c", "data", "results.json", "results.md", "finetune.png")
+
 
 def run_key(cfg: FinetuneConfig, method: str, backbone: str | None, seed: int) -> dict[str, Any]:
     """Everything a run's result depends on (its cache key)."""
@@ -222,13 +229,23 @@ def cached_records(cfg: FinetuneConfig) -> list[dict[str, Any]]:
     return records
 
 
-def run_grid(cfg: FinetuneConfig, jobs: int = 1, report_only: bool = False) -> dict[str, Any]:
-    """Every (row, seed) run, then the summary; ``report_only`` summarises the finished runs only."""
+def run_grid(cfg: FinetuneConfig, jobs: int = 1, report_only: bool = False,
+             overwrite: bool = False) -> dict[str, Any]:
+    """Every (row, seed) run, then the summary; ``report_only`` summarises the finished runs only.
+
+    ``OUT`` must be new, empty or an earlier grid's (``finetune.json``), else ``FileExistsError`` before any work;
+    ``overwrite`` removes an earlier grid's files (:data:`NAMES`) first, or writes beside other files.
+    """
+    import dataclasses
+
     from ..data.images import load_images
     from .mini import MiniConfig, open_out, prepare_dev
+    from ..runtime.outdir import claim_run_folder
     from ..runtime.progress import bar
 
     cfg.validate()
+    claim_run_folder(cfg.out, command="finetune", manifest="finetune.json", names=NAMES,
+                     settings=dataclasses.asdict(cfg), overwrite=overwrite, compare=False)  # runs are keyed
     start = time.time()
     out, data_spec, dev_spec = open_out(cfg.out, cfg.data, cfg.dev)
     mini = MiniConfig(data=data_spec, dev=dev_spec, out=str(out), dev_limit=cfg.dev_limit, seed=cfg.dev_seed)
@@ -285,8 +302,8 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
                          jsd=not a.no_jsd, dev_limit=a.dev_limit, dev_seed=a.dev_seed, chunk_size=a.chunk_size,
                          threads=a.threads)
     try:
-        results = run_grid(cfg, jobs=a.jobs, report_only=a.report_only)
-    except (ValueError, FileNotFoundError) as err:
+        results = run_grid(cfg, jobs=a.jobs, report_only=a.report_only, overwrite=getattr(a, "overwrite", False))
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
         advice = getattr(err, "for_command", None)  # advice naming an option this command lacks is left out
         print(f"adaaug finetune: error: {advice(lambda flag: False) if callable(advice) else err}", file=sys.stderr)
         return 2

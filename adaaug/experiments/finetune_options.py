@@ -57,3 +57,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-jsd", action="store_true", help="AugMix without the JSD consistency loss [off]")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes [1]")
     p.add_argument("--report-only", action="store_true", help="summarise the finished runs; train nothing [off]")
+    p.add_argument("--overwrite", action="store_true",
+                   help="remove what an earlier grid wrote in --out (runs, sets, results; other files are kept), or "
+                        "write into a non-empty --out that is not a finetune folder [off: finished runs are reused]")

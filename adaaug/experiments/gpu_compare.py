@@ -13,8 +13,8 @@ Time: ``--budget-s`` bounds the whole command. Before training, a few steps of e
 (``calibration`` in the results; rows with AdA at M and at M = 1) and, unless ``--no-fit``, when
 the rows and their evaluation would not fit, the epochs of all rows are lowered alike down to
 ``--min-epochs`` (full: 10), and below that M is lowered to 1 instead; the results say which (``plan``).
-A row still running at its deadline stops there and is scored as it is (``stopped_at_step``). Results (``compare-<device>-<rows>.json`` and ``.md``) are
-written after every row, so finished rows survive a later failure.
+A row still running at its deadline stops there and is scored as it is (``stopped_at_step``). Results
+(``compare-<device>-<rows>.json``, ``.md``; refused when there, unless ``--overwrite``) are written after every row.
 
 Sizes: ``full`` (the whole training set and dev split, 16 epochs, batch 512, M = 2, for one GPU) and
 ``tiny`` (a few dozen images and a narrow network, a CPU rehearsal whose figures mean nothing).
@@ -136,7 +136,8 @@ def environment(device) -> dict[str, Any]:
 def _start_make_c(cfg: CompareConfig, dev_dir: str, c_dir: Path, log: Path) -> subprocess.Popen:
     """``adaaug make-c`` on the dev images in its own processes (the GPU trains meanwhile)."""
     cmd = [sys.executable, "-m", "adaaug", "make-c", dev_dir, str(c_dir), "--size", "cifar", "--seed",
-           str(cfg.seed), "--workers", str(cfg.workers), "--no-progress", "--corruptions", *BENCHMARK]
+           str(cfg.seed), "--workers", str(cfg.workers), "--no-progress", "--overwrite",
+           "--corruptions", *BENCHMARK]  # its own work folder: an earlier run's make-c files are replaced
     if cfg.dev_limit:
         cmd += ["--limit", str(cfg.dev_limit)]
     return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT)
@@ -236,24 +237,25 @@ def score(model, clean, c_dir: Path, device, bf16: bool) -> dict[str, Any]:
     return {"clean_error": 100.0 - acc, "mce": c["mce"], "ce": c["ce"]}
 
 
-def run(cfg: CompareConfig) -> dict[str, Any]:
-    """The whole comparison; returns what it writes to ``OUT/compare-*.json``."""
+def run(cfg: CompareConfig, overwrite: bool = False) -> dict[str, Any]:
+    """The whole comparison; returns what it writes to ``OUT/compare-*.json`` (which ``overwrite`` may replace)."""
     import torch
 
     from ..data.images import load_images
-    from ..train.distributed import resolve_device
     from ..evaluate.sets import ArraySource
+    from ..runtime.outdir import claim_output_files
+    from ..train.distributed import resolve_device
     from .fast_recipe import Recipe
     from .mini import resolve_spec
 
     cfg = cfg.resolved()
     start = time.monotonic()
     device = resolve_device(cfg.device)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("no CUDA device is available here; run the CPU form with --device cpu")
-        torch.backends.cudnn.benchmark = True
-    out, work = Path(cfg.out), Path(cfg.work)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("no CUDA device is available here; run the CPU form with --device cpu")
+    torch.backends.cudnn.benchmark = device.type == "cuda" or torch.backends.cudnn.benchmark
+    out, work, tag = Path(cfg.out), Path(cfg.work), file_tag(cfg.rows, device.type)
+    claim_output_files([out / f"{tag}.json", out / f"{tag}.md"], overwrite=overwrite, other="choose another --out")
     out.mkdir(parents=True, exist_ok=True), work.mkdir(parents=True, exist_ok=True)
     data_spec, dev_spec = resolve_spec(cfg.data, work / "data"), resolve_spec(cfg.dev, work / "data")
     dev = load_images(dev_spec, train=False).subset(cfg.dev_limit, cfg.seed)
@@ -267,7 +269,6 @@ def run(cfg: CompareConfig) -> dict[str, Any]:
     images, labels = train.images.to(device), train.labels.to(device)
     runner = _Runner(cfg, images, labels, len(train.classes), device)
     recipe = Recipe(epochs=cfg.epochs, batch_size=cfg.batch_size)
-    tag = file_tag(cfg.rows, device.type)
     results: dict[str, Any] = {
         "command": "adaaug gpu-compare", "settings": asdict(cfg),
         "recipe": asdict(recipe), "environment": environment(device), "train_images": len(train),
@@ -350,9 +351,8 @@ def markdown(results: dict[str, Any]) -> str:
         ssim = f"{row['ada_ssim_median']:.3f}" if "ada_ssim_median" in row else "–"
         lines.append(f"| {name} | {row['clean_error']:.2f} | {row['mce']:.2f} | {rel} | {row['train_s']:.0f} | "
                      f"{steps} | {ssim} |")
-    tail = ["", f"Goals: {GOALS}."]
-    if "error" in results:
-        tail.append(f"The run stopped with an error: {results['error']}")
+    tail = ["", f"Goals: {GOALS}."] + ([f"The run stopped with an error: {results['error']}"] if "error" in results
+                                       else [])
     return "\n".join(head + lines + tail)
 
 
@@ -385,11 +385,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "--min-epochs, then M to 1 (default: on)")
     p.add_argument("--min-epochs", type=int, help="the fewest epochs --fit keeps before lowering M (full: 10)")
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True, help="bfloat16 autocast on CUDA")
+    p.add_argument("--overwrite", action="store_true", help="replace this run's compare-*.json and .md in --out")
 
 
 def main(args: argparse.Namespace) -> int:
     cfg = CompareConfig(**{k: (tuple(v) if k == "rows" else v) for k, v in vars(args).items()
                            if k in CompareConfig.__dataclass_fields__})
-    results = run(cfg)
+    results = run(cfg, overwrite=getattr(args, "overwrite", False))
     print(markdown(results))
     return 0

@@ -19,8 +19,12 @@ or a ``.tar.gz`` of an ImageFolder tree (``<split>/<class>/<image>`` inside), ex
 
 Everything is seeded and runs with a fixed number of threads per process, so a rerun gives the same
 table; finished training runs and evaluations in ``OUT`` are reused when their settings match, and an
-interrupted run resumes from its last epoch. ``--jobs N`` (default 2) trains N methods at once (one process
-each, ``--threads`` threads per process; results do not depend on ``--jobs``).
+interrupted run resumes from its last epoch. ``OUT/mini_protocol.json`` marks the folder and records the
+settings: a rerun with other settings (any but ``--methods``, ``--jobs``, ``--threads``, ``--device``) is
+refused once a model has been trained there, and ``--overwrite`` replaces the earlier run's files
+(:data:`NAMES`; other files are kept); a non-empty folder without that mark is refused too. ``--jobs N``
+(default 2) trains N methods at once (one process each, ``--threads`` threads per process; results do not
+depend on ``--jobs``).
 
 Defaults: ν = 0.015, the paper's radius (:data:`adaaug.paper.NU_EDSR_CIFAR10`), M = 2 AdA steps, the
 paper's EDSR construction (``edsr``: super-resolve ×2, resize back), 3000 training images × 3 epochs,
@@ -72,6 +76,10 @@ RATES = {"nominal": 1 / 446, "augmix": 1 / 129, "ada_base": 0.0255, "ada_step": 
 #: upsampler 3.3× (interleaved on the same loaded cores, M = 2: 0.62–0.72 s vs 0.18–0.23 s per image);
 #: other backbones are estimated as ``edsr``.
 BACKBONE_COST = {"edsr-down": 1.0, "edsr": 3.3}
+#: What a run writes into ``OUT`` (besides ``mini_protocol.json``): ``--overwrite`` removes these.
+NAMES = ("runs", "clean", "cifar10-c", "data", "results.json", "results.md", "mce.png")
+#: Settings a rerun may change and still continue the run in ``OUT``.
+FREE_SETTINGS = ("methods", "jobs", "threads", "device")
 
 
 @dataclass
@@ -241,13 +249,14 @@ def run_method(cfg: MiniConfig, method: str, data_spec: str, out: Path, clean_di
     tc = train_config(cfg, method, data_spec, out)
     run = Path(tc.out)
     saved = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else None
-    if saved is None or tc.resume_mismatch(saved):
-        shutil.rmtree(run, ignore_errors=True)  # other settings: start afresh
+    if saved is not None and tc.resume_mismatch(saved):
+        raise ValueError(f"{run} holds a training run with other settings ({', '.join(tc.resume_mismatch(saved))}): "
+                         f"pass --overwrite to replace the earlier mini-protocol run, or choose a new --out")
     tc.resume = (run / CHECKPOINT_NAME).exists()  # an interrupted run continues from its last epoch
     trained = False
     if not (run / "result.json").exists():
         t0 = time.time()
-        train(tc)
+        train(tc, overwrite=not tc.resume)  # no checkpoint: what a killed attempt left in its own folder goes
         trained = True
         print(f"[mini] {method}: trained in {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     summary = json.loads((run / "result.json").read_text())
@@ -268,12 +277,21 @@ def run_method(cfg: MiniConfig, method: str, data_spec: str, out: Path, clean_di
 
 
 # ---- the whole protocol ---------------------------------------------------------------------------
-def run(cfg: MiniConfig) -> dict[str, Any]:
-    """The whole mini-protocol; returns what it writes to ``OUT/results.json``."""
+def run(cfg: MiniConfig, overwrite: bool = False) -> dict[str, Any]:
+    """The whole mini-protocol; returns what it writes to ``OUT/results.json``.
+
+    ``overwrite``: replace an earlier run in ``cfg.out`` (its :data:`NAMES`) instead of refusing other settings
+    or a non-empty folder that is not a mini-protocol run's (``FileExistsError``, before any work).
+    """
     from ..data.images import load_images
+    from ..runtime.outdir import claim_run_folder
     from ..runtime.provenance import producer
 
     cfg.validate()
+    runs = Path(cfg.out) / "runs"
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in FREE_SETTINGS}
+    claim_run_folder(cfg.out, command="mini-protocol", manifest="mini_protocol.json", names=NAMES,
+                     settings=settings, overwrite=overwrite, compare=runs.is_dir() and any(runs.iterdir()))
     start = time.time()
     out, data_spec, dev_spec = open_out(cfg.out, cfg.data, cfg.dev)
     if any("ada" in m.split("+") for m in cfg.methods):  # fail before training anything
@@ -349,6 +367,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=int, default=d.jobs, help=f"methods trained in parallel processes [{d.jobs}]")
     p.add_argument("--threads", type=int, default=d.threads, help=f"torch threads per process [{d.threads}]")
     p.add_argument("--device", default=d.device, help=f"cpu, auto or cuda [{d.device}]")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier run in a non-empty --out (its runs, sets and results; other files are "
+                        "kept) instead of refusing other settings or a folder that is not a mini-protocol run's "
+                        "[off: same settings continue, others are refused]")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -360,8 +382,8 @@ def main(args: argparse.Namespace) -> int:
                      weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, chunk_size=args.chunk_size,
                      corruptions=tuple(args.corruptions), jobs=args.jobs, threads=args.threads, device=args.device)
     try:
-        results = run(cfg)
-    except (ValueError, FileNotFoundError) as err:
+        results = run(cfg, overwrite=getattr(args, "overwrite", False))
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
         advice = getattr(err, "for_command", None)  # advice naming an option this command lacks is left out
         print(f"adaaug mini-protocol: error: {advice(lambda flag: False) if callable(advice) else err}", file=sys.stderr)
         return 2

@@ -260,13 +260,15 @@ class TrainConfig:
                     ssim_threshold=self.ssim_threshold if self.line_search else None)
 
     # ---- validation ----------------------------------------------------------------------
-    def validate(self, world_size: int = 1, *, check_paths: bool = True) -> "TrainConfig":
+    def validate(self, world_size: int = 1, *, check_paths: bool = True, overwrite: bool = False) -> "TrainConfig":
         """Raise :class:`ConfigError` / :class:`ConfigTypeError` on any bad setting; returns ``self``.
 
         Args:
             world_size: number of training processes (``WORLD_SIZE`` under torchrun).
-            check_paths: also check that data directories exist and that ``out`` holds no
-                checkpoint unless ``resume``.
+            check_paths: also check that data directories exist and that ``out`` is new or empty,
+                holds a checkpoint to ``resume``, or ``overwrite`` is set
+                (:func:`~adaaug.train.run_folder.check_run_dir`).
+            overwrite: ``adaaug train --overwrite``: a new run may replace an earlier one's files in ``out``.
         """
         _type("preset", self.preset, str)
         _choice("method", self.method, METHODS, "--method")
@@ -350,11 +352,9 @@ class TrainConfig:
                     value = item.partition("=")[2] if "=" in item and not Path(item).exists() else item
                     if value.strip().endswith(".safetensors") and not Path(value.strip()).is_file():
                         raise ConfigError(f"--backbone-weights file {value.strip()} does not exist")
-            ckpt = Path(self.out) / CHECKPOINT_NAME
-            if ckpt.exists() and not self.resume:
-                raise ConfigError(f"{ckpt} exists: pass --resume to continue that run, or choose another --out")
-            if Path(self.out).exists() and not Path(self.out).is_dir():
-                raise ConfigError(f"--out {self.out} exists and is not a directory")
+            from .run_folder import check_run_dir
+
+            check_run_dir(self.out, resume=self.resume, overwrite=overwrite)  # new or empty, --resume, --overwrite
         return self
 
     def resume_mismatch(self, saved: dict[str, Any]) -> list[str]:

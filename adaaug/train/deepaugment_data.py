@@ -12,6 +12,9 @@ Everything is checked before the first file is written (``--device``, the image 
 backbone, the weights); a failed or interrupted run (Ctrl-C, SIGTERM) removes the folders it created,
 so the rerun needs no ``--overwrite``. A run killed outright (SIGKILL) cannot clean up: it leaves a
 marker (:data:`MARKER`) listing what it created, and the next run into DST removes those first.
+``DST/deepaugment_data.json`` lists the files written; ``--overwrite`` removes those (and class folders
+left empty) before writing, keeps anything else, and refuses a DST whose class folders still hold images
+no run recorded (training would read them beside the new ones).
 """
 from __future__ import annotations
 
@@ -25,6 +28,16 @@ import numpy as np
 import torch
 
 _SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+MANIFEST = "deepaugment_data.json"  # what a run wrote into DST: --overwrite removes exactly these files
+
+
+def earlier_files(dst: Path) -> list[str]:
+    """The files (relative to ``dst``) an earlier run recorded in ``dst/deepaugment_data.json``, and that record."""
+    try:
+        listed = json.loads((dst / MANIFEST).read_text()).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [f for f in listed if isinstance(f, str)] + [MANIFEST]
 
 
 def _listing(root: Path, classes: list[str]) -> list[tuple[str, str]]:
@@ -70,7 +83,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="images per batch")
     parser.add_argument("--chunk-size", type=int, default=16, help="examples per vmap chunk (memory)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (CUDA when available)")
-    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty DST (default: refuse)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into a non-empty DST, replacing the files an earlier run recorded in its "
+                             "deepaugment_data.json (other files are kept; default: refuse)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -90,8 +105,10 @@ def main(args: argparse.Namespace) -> int:
     if stale:
         print(f"deepaugment-data: removed {stale} of an earlier run into {dst} that was killed before it finished",
               file=sys.stderr)
-    if dst.exists() and any(dst.iterdir()) and not args.overwrite:
-        raise FileExistsError(f"{dst} is not empty; pass --overwrite to write into it")
+    from ..runtime.outdir import claim_output_dir
+
+    if not args.overwrite:
+        claim_output_dir(dst, overwrite=False)  # refused before any work
     device = resolve_checked(args.device)
     data = load_image_folder(src, cache=False)
     files = _listing(src, data.classes)
@@ -105,12 +122,27 @@ def main(args: argparse.Namespace) -> int:
     generator = torch.Generator().manual_seed(args.seed)  # CPU draws: the same distortions on any device
     torch.manual_seed(args.seed)  # only matters for --weights none (a freshly initialised network)
     da = DeepAugment(args.backbone, weights=weights, generator=generator, chunk_size=args.chunk_size)
+    earlier = earlier_files(dst)
+    claim_output_dir(dst, overwrite=True, earlier=earlier)
+    for folder in {dst / Path(f).parent for f in earlier if Path(f).parent != Path(".")}:
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()  # a class folder the earlier run made, now empty: training would count it as a class
+    foreign = sorted(str(f.relative_to(dst)) for cls in data.classes if (dst / cls).is_dir()
+                     for f in (dst / cls).iterdir() if f.suffix.lower() in _SUFFIXES)
+    if foreign:
+        raise FileExistsError(f"{dst} holds images that no earlier deepaugment-data run recorded writing "
+                              f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}), which training "
+                              f"would read beside the new ones: move them away or choose a new or empty DST")
     created, fresh = [cls for cls in data.classes if not (dst / cls).exists()], not dst.exists()
-    with removed_on_failure(dst, *(dst / cls for cls in created)):
+    with removed_on_failure(dst, *(dst / cls for cls in created), dst / MANIFEST):
         dst.mkdir(parents=True, exist_ok=True)  # the marker says what to remove should this run be killed outright
         (dst / MARKER).write_text(json.dumps({"created_dst": fresh, "created": created}) + "\n")
         try:
             seconds = _write(da, data, files, dst, device, args)
+            (dst / MANIFEST).write_text(json.dumps({"src": str(src), "backbone": args.backbone, "weights": weights,
+                                                    "seed": args.seed,
+                                                    "files": [f"{c}/{stem}.png" for c, stem in files]},
+                                                   indent=2) + "\n")
         except BaseException:
             (dst / MARKER).unlink(missing_ok=True)
             raise

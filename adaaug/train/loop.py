@@ -55,6 +55,7 @@ from ..runtime.provenance import producer
 from .timing import announce_cost
 from .options import add_arguments, config_from_args
 from .config import CHECKPOINT_NAME, ConfigError, TrainConfig
+from .run_folder import clear_run_dir
 from .training_data import TrainData, load_training_data
 
 __all__ = ["TrainConfig", "ConfigError", "WarmupCosine", "train", "evaluate_accuracy", "center_crop",
@@ -243,7 +244,7 @@ def train_epoch(cfg: TrainConfig, env: D.DistEnv, rt: Runtime, m: Model, source:
 
 
 # ---- the run --------------------------------------------------------------------------------
-def train(config: TrainConfig, *, on_epoch_end: EpochHook | None = None) -> dict[str, Any]:
+def train(config: TrainConfig, *, on_epoch_end: EpochHook | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Train a classifier as ``config`` says; returns the summary also written to ``result.json``.
 
     Every setting is validated (and the data listed or loaded and checked) before the first
@@ -255,6 +256,8 @@ def train(config: TrainConfig, *, on_epoch_end: EpochHook | None = None) -> dict
         on_epoch_end: called on every process as ``on_epoch_end(epoch, record)`` after the
             epoch's checkpoint is on disk (``epoch`` counts from 1; ``record`` is the
             metrics line). Raising from it stops the run like a kill would.
+        overwrite: ``--overwrite``: replace an earlier run's files in ``config.out`` (others stay); without
+            it (or ``resume``) ``out`` must be new or empty (:mod:`~adaaug.train.run_folder`).
 
     Returns:
         ``{"epochs", "final_eval_acc", "final_train_loss", "final_train_acc", "wall_s", "world_size",
@@ -263,15 +266,15 @@ def train(config: TrainConfig, *, on_epoch_end: EpochHook | None = None) -> dict
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    config.validate(world_size=D.world_size_from_env())
+    config.validate(world_size=D.world_size_from_env(), overwrite=overwrite)
     env = D.setup(config.device)
     try:
-        return _train(config, env, on_epoch_end)
+        return _train(config, env, on_epoch_end, overwrite)
     finally:
         D.teardown(env)
 
 
-def _train(cfg: TrainConfig, env: D.DistEnv, on_epoch_end: EpochHook | None) -> dict[str, Any]:
+def _train(cfg: TrainConfig, env: D.DistEnv, on_epoch_end: EpochHook | None, overwrite: bool = False) -> dict[str, Any]:
     rt = runtime(cfg, env)
     out = Path(cfg.out)
     ckpt_path, metrics_path = out / CHECKPOINT_NAME, out / "metrics.jsonl"
@@ -283,6 +286,8 @@ def _train(cfg: TrainConfig, env: D.DistEnv, on_epoch_end: EpochHook | None) -> 
     m = build_model(cfg, env, rt, data, aug_gen)
     start_epoch, wall = restore_run(ckpt_path, cfg, env, m) if cfg.resume else (0, 0.0)
     wrap_ddp(m, env)
+    if overwrite and env.is_main:  # every check passed: the earlier run's files go, nothing else
+        clear_run_dir(out)
     # a run that fails before its first checkpoint leaves nothing behind (a rerun needs no cleaning up)
     cleanup = (removed_on_failure(out, out / "config.json", metrics_path, keep_if=ckpt_path.exists)
                if env.is_main else contextlib.nullcontext())
@@ -364,7 +369,7 @@ def main(args: argparse.Namespace) -> int:
             cfg.validate(D.world_size_from_env(), check_paths=False)
             print(json.dumps(cfg.to_dict(), indent=2))
             return 0
-        result = train(cfg)
+        result = train(cfg, overwrite=getattr(args, "overwrite", False))
     except (ConfigError, BadImageError) as err:
         print(f"adaaug train: error: {err}", file=sys.stderr)
         return 2

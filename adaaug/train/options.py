@@ -74,6 +74,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--out", default=S, help="run directory [runs/train]")
     g.add_argument("--resume", action="store_true", default=S, help="continue from <out>/checkpoint.pt [off]")
+    g.add_argument("--overwrite", action="store_true",
+                   help="start a new run in a non-empty --out: the files an earlier run wrote there are replaced, "
+                        "other files are kept (default: refuse a non-empty --out) [off]")
     g.add_argument("--device", default=S, help="auto, cpu, cuda or cuda:N [auto]")
     g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=S, help="bf16 autocast [on for CUDA]")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=S,

@@ -162,7 +162,8 @@ def test_clean_sets_and_shift_sets_match_by_name(tmp_path):
     assert open_image_set(npy).classes == ["ant", "cat"]
     assert accuracy(Oracle(), open_image_set(npy), classes=CLASSES) == 100.0
     # shift set of a strict subset: only its classes' logits compete
-    assert evaluate_shift(Oracle(), data, classes=CLASSES) == {"accuracy": 75.0, "n": 4, "classes": 2}
+    assert evaluate_shift(Oracle(), data, classes=CLASSES) == {"accuracy": 75.0, "n": 4, "classes": 2,
+                                                               "preprocessing": "read as stored, not resized (8×8)"}
     with pytest.raises(ValueError, match="class names are unknown"):
         evaluate_shift(Oracle(), data)
 
@@ -215,7 +216,7 @@ def fake_checkpoint(tmp_path, monkeypatch):
 
 def _cli(ck: Path, tmp_path: Path, *extra: str) -> int:
     return cli_main(["eval", "--checkpoint", str(ck), "--out", str(tmp_path / "res.json"),
-                     "--markdown", str(tmp_path / "table.md"), "--device", "cpu", *extra])
+                     "--markdown", str(tmp_path / "table.md"), "--device", "cpu", "--overwrite", *extra])
 
 
 def test_cli_end_to_end_maps_every_set_by_name(tmp_path, fake_checkpoint, capsys):
@@ -225,14 +226,16 @@ def test_cli_end_to_end_maps_every_set_by_name(tmp_path, fake_checkpoint, capsys
     assert _cli(ck, tmp_path, "--data", str(data), "--imagenet-c", str(c), "--imagenet-r", str(data),
                 "--param-noise", "0", "--noise-samples", "1") == 0
     res = json.loads((tmp_path / "res.json").read_text())
-    assert res["clean"] == {"accuracy": 100.0, "error": 0.0, "n": 4, "classes": 2}
+    assert res["clean"] == {"accuracy": 100.0, "error": 0.0, "n": 4, "classes": 2, "image_size": [8, 8],
+                            "preprocessing": "read as stored, not resized (8×8)"}
     assert res["imagenet_c"]["errors"]["gaussian_noise"] == [0.0] * 5
     assert (res["imagenet_c"]["n"], res["imagenet_c"]["classes"]) == (30, 3)
     assert res["param_noise"]["results"]["0"]["errors"]["gaussian_noise"] == [0.0] * 5
-    assert res["shift"]["imagenet-r"] == {"accuracy": 100.0, "n": 4, "classes": 2}
+    assert res["shift"]["imagenet-r"] == {"accuracy": 100.0, "n": 4, "classes": 2,
+                                          "preprocessing": "read as stored, not resized (8×8)"}
     assert res["model"]["class_names_from"] == "checkpoint"
     table = (tmp_path / "table.md").read_text()
-    assert "Clean test set: 4 images of 2 classes, error 0.00 %." in table
+    assert "Clean test set: 4 images of 2 classes, error 0.00 %. Images: read as stored, not resized (8×8)." in table
     assert "Scored: 30 images of 3 classes; 6 per corruption and severity." in table
     assert "| imagenet-r | 100.00 | 4 | 2 |" in table
     assert table.strip() == markdown_report(res, "ck").strip()

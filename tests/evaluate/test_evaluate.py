@@ -301,7 +301,8 @@ def test_shift_sets_class_subsets_and_numeric_folders(tmp_path):
             img[:, :, 0] = 20 * cls  # uniform, so the oracle's pixel survives resizing
             Image.fromarray(img).save(tmp_path / folder / f"{i}.png")
     res = evaluate_shift(Oracle(), tmp_path / "r", train_classes=train_classes, image_size=32)
-    assert res == {"accuracy": 100.0, "n": 4, "classes": 2}
+    assert res == {"accuracy": 100.0, "n": 4, "classes": 2,
+                   "preprocessing": "shorter side resized to 37 px (bilinear), centre 32×32 kept (--image-size 32)"}
     v2 = open_image_set(tmp_path / "v2", size=32)
     assert sorted(v2.labels.tolist()) == [2, 2, 10, 10] and v2.classes is None
     assert next(iter(v2.batches(8))).shape == (4, 3, 32, 32)

@@ -24,7 +24,8 @@ def _table(md: str) -> list[list[str]]:
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in rows]
 
 
-def test_tiny_run_writes_table_and_figure(tmp_path: Path, cifar_train_subset: Path, cifar_dev_subset: Path) -> None:
+def test_tiny_run_writes_table_and_figure(tmp_path: Path, cifar_train_subset: Path, cifar_dev_subset: Path,
+                                         capsys) -> None:
     archive = tmp_path / "dev.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(cifar_dev_subset, arcname="test")  # the archive layout <split>/<class>/<image>
@@ -58,6 +59,32 @@ def test_tiny_run_writes_table_and_figure(tmp_path: Path, cifar_train_subset: Pa
     assert cli(argv + ["--jobs", "2"]) == 0
     assert (out / "results.md").read_text() == before
     assert (out / "runs" / "ada" / "final.safetensors").stat().st_mtime_ns == mtime
+
+    # other settings into the same folder are refused before any work, naming what differs and --overwrite,
+    # which replaces the earlier run's files and keeps the others (the run then stops at its missing data)
+    (out / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    assert cli(argv + ["--jobs", "1", "--epochs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a mini-protocol run with other settings (epochs: 1 → 2)" in err and "--overwrite" in err
+    assert (out / "runs" / "ada" / "final.safetensors").stat().st_mtime_ns == mtime
+    assert (out / "results.md").read_text() == before
+    assert cli(argv + ["--epochs", "2", "--data", str(tmp_path / "none"), "--overwrite"]) == 2
+    assert not any((out / n).exists() for n in ("runs", "clean", "cifar10-c", "results.json", "results.md", "mce.png"))
+    assert (out / "notes.txt").read_text() == "mine"  # (data/ holds the new run's extracted dev archive)
+    assert json.loads((out / "mini_protocol.json").read_text())["settings"]["epochs"] == 2
+
+
+def test_a_non_empty_folder_that_is_not_a_mini_protocol_run_is_refused(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "mine"
+    (out / "runs").mkdir(parents=True)  # e.g. a finetune folder, or one written before mini_protocol.json
+    argv = ["mini-protocol", "--data", str(tmp_path / "none"), "--dev", str(tmp_path / "none"), "--out", str(out)]
+    assert cli(argv) == 2
+    err = capsys.readouterr().err
+    assert "is not empty (runs)" in err and "--overwrite" in err
+    assert cli(argv + ["--overwrite"]) == 2
+    assert "holds runs, which no mini_protocol.json there lists" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["runs"]
 
 
 def test_table_marks_missing_values() -> None:

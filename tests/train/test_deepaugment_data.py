@@ -1,6 +1,7 @@
 """``adaaug deepaugment-data``: same layout, PNG files, seeded, and clear errors."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -53,3 +54,27 @@ def test_refuses_non_empty_destination_and_same_directory(tmp_path, capsys):
         assert cli_main(argv + ["--weights", "none"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("adaaug deepaugment-data: error: ") and message in err[0]
+
+
+def test_overwrite_replaces_only_the_earlier_runs_files(tmp_path, capsys):
+    """Kind: a folder that already holds something. The earlier run's images (and its class folders left empty)
+    go, a user's file stays, a stray image no run recorded is refused by name."""
+    src = _folder(tmp_path / "src")
+    dst = tmp_path / "dst"
+    assert cli_main(["deepaugment-data", str(src), str(dst), "--weights", "none"]) == 0
+    (dst / "bird").mkdir()  # as if an earlier run had a third class
+    (dst / "bird" / "img9.png").write_bytes((dst / "cat" / "img0.png").read_bytes())
+    manifest = json.loads((dst / "deepaugment_data.json").read_text())
+    manifest["files"].append("bird/img9.png")
+    (dst / "deepaugment_data.json").write_text(json.dumps(manifest))
+    (dst / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    assert cli_main(["deepaugment-data", str(src), str(dst), "--weights", "none"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert cli_main(["deepaugment-data", str(src), str(dst), "--weights", "none", "--overwrite"]) == 0
+    assert sorted(p.name for p in dst.iterdir()) == ["cat", "deepaugment_data.json", "dog", "notes.txt"]
+    assert sorted(_read(dst)) == [f"{c}/img{k}.png" for c in ("cat", "dog") for k in range(3)]
+    (dst / "cat" / "stray.png").write_bytes((dst / "cat" / "img0.png").read_bytes())
+    capsys.readouterr()
+    assert cli_main(["deepaugment-data", str(src), str(dst), "--weights", "none", "--overwrite"]) == 2
+    assert "cat/stray.png" in capsys.readouterr().err and (dst / "notes.txt").exists()

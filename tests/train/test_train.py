@@ -384,7 +384,8 @@ def test_every_train_option_has_help_with_its_default():
     for action in options:
         assert action.help and re.search(r"\[[^\]]+\]$", action.help), action.option_strings
     fields = set(TrainConfig.field_names())
-    assert {a.dest for a in options} - {"config", "print_config"} <= fields  # every flag is a setting
+    # every flag is a setting, but for how a process starts: --config, --print-config, --overwrite
+    assert {a.dest for a in options} - {"config", "print_config", "overwrite"} <= fields
 
 
 def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing(cifar_train_subset, tmp_path, monkeypatch):
@@ -408,7 +409,7 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing(cifar_train
     (kept / "notes.txt").write_text("mine")
     calls.clear()
     with pytest.raises(RuntimeError, match="simulated"):
-        train(tiny(cifar_train_subset, kept, subset=64, batch_size=16, epochs=2))
+        train(tiny(cifar_train_subset, kept, subset=64, batch_size=16, epochs=2), overwrite=True)
     assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]  # the user's folder and file stay
     calls.clear()
     monkeypatch.setattr(T, "train_step", real)
