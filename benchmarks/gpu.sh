@@ -10,12 +10,13 @@
 #   bash benchmarks/gpu.sh                 # on the GPU machine, from the repository root
 #   bash benchmarks/gpu.sh --device cpu    # the same suite, CI-sized, on a CPU (figures not meaningful)
 #   bash benchmarks/gpu.sh --parts step    # some parts only
-# Extra arguments go to `adaaug bench --suite`. python3 (or $PYTHON) is used as it is: packages come only
-# from .device/wheels, installed with no index (benchmarks/device-env.sh).
+# Extra arguments go to `adaaug bench --suite` (--parts, --backbones, --budget-s, --sizes). python3 (or $PYTHON)
+# is used as it is: packages come only from .device/wheels, installed with no index (benchmarks/device-env.sh).
+# ADAAUG_STOP_AFTER_S (480) and ADAAUG_KILL_AFTER_S (20): when to interrupt it, and to kill it after that.
 set -u
 cd "$(dirname "$0")/.."
 source benchmarks/device-env.sh
 args=("$@")
 case " $* " in *" --device "*) ;; *) args=(--device cuda "${args[@]}");; esac
 case " $* " in *" --device cpu "*) echo "note: --device cpu: a CI-sized rehearsal; its figures are not meaningful";; esac
-exec timeout --signal=INT --kill-after=20 480 "$PY" -m adaaug bench --suite --out "$RESULTS" --no-progress "${args[@]}"
+exec timeout --signal=INT --kill-after="${ADAAUG_KILL_AFTER_S:-20}" "${ADAAUG_STOP_AFTER_S:-480}" "$PY" -m adaaug bench --suite --out "$RESULTS" --no-progress "${args[@]}"
