@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The device benchmark as one command, for a machine with a CUDA GPU (about 7 minutes; stopped at 8):
 #   CUDA tests, per-example passes (batched vs vmap vs loop vs shared), an AdA step against its floor
-#   per backbone, the ImageNet-preset step at 128 px, peak memory against chunk_size.
+#   per backbone, no host synchronisation in the M-step loop, the ImageNet-preset step at 128 px, peak
+#   memory against chunk_size. (gpu-lease.sh runs its core, then the CIFAR-10 comparison, in one call.)
 # Writes suite-<device>.json and suite-<device>.md (2 files) under $OUT when set (the device tool
 # returns what is there), else under benchmarks/results/, after every part: a part that fails or runs
 # past its limit is recorded, the figures of the parts before it are kept, and the suite goes on.
