@@ -322,10 +322,12 @@ def run_suite(device: str = "cpu", sizes: str | None = None, parts: list[str] | 
 
 
 def _write(report: dict, out: Path, kind: str) -> str:
+    from ..runtime.files import write_text_atomic
+
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"suite-{kind}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    write_text_atomic(out / f"suite-{kind}.json", json.dumps(report, indent=2, default=str) + "\n")
     md = markdown(report)
-    (out / f"suite-{kind}.md").write_text(md)
+    write_text_atomic(out / f"suite-{kind}.md", md)
     return md
 
 

@@ -248,6 +248,7 @@ def run(cfg: CompareConfig) -> dict[str, Any]:
     import torch
 
     from ..data.images import load_images
+    from ..runtime.files import write_text_atomic
     from ..train.distributed import resolve_device
     from ..evaluate.sets import ArraySource
     from .fast_recipe import Recipe
@@ -283,8 +284,8 @@ def run(cfg: CompareConfig) -> dict[str, Any]:
 
     def write() -> None:
         results["wall_s"] = round(time.monotonic() - start, 1)
-        (out / f"{tag}.json").write_text(json.dumps(results, indent=2) + "\n")
-        (out / f"{tag}.md").write_text(markdown(results) + "\n")
+        write_text_atomic(out / f"{tag}.json", json.dumps(results, indent=2) + "\n")
+        write_text_atomic(out / f"{tag}.md", markdown(results) + "\n")
 
     def log(msg: str) -> None:
         print(f"[gpu-compare {time.monotonic() - start:5.0f} s] {msg}", file=sys.stderr, flush=True)

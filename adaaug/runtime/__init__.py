@@ -3,7 +3,7 @@
 :mod:`adaaug.runtime.devices` (:func:`~adaaug.runtime.devices.check_device`, cleaning up after a failed
 command), :mod:`adaaug.runtime.progress` (tqdm bars on stderr, the ETA of ``adaaug train``) and
 :mod:`adaaug.runtime.errors` (:class:`~adaaug.runtime.errors.UsageError`,
-:class:`~adaaug.runtime.errors.ConfigError`).
+:class:`~adaaug.runtime.errors.ConfigError`) and :mod:`adaaug.runtime.files` (result files written atomically).
 
 Layer: imports nothing of adaaug's; everything above the augmentations may use it. Names load on
 first access, so ``adaaug --help`` stays fast.
@@ -16,9 +16,11 @@ from .._lazy import attach
 
 __getattr__, __dir__, __all__ = attach(__name__, __path__, {
     "check_device": "devices", "removed_on_failure": "devices", "bar": "progress", "StepClock": "progress",
-    "UsageError": "errors", "ConfigError": "errors", "ConfigTypeError": "errors"})
+    "UsageError": "errors", "ConfigError": "errors", "ConfigTypeError": "errors",
+    "write_text_atomic": "files"})
 
 if TYPE_CHECKING:  # pragma: no cover  (for type checkers and IDEs; at run time the names load lazily)
     from .devices import check_device, removed_on_failure
     from .errors import ConfigError, ConfigTypeError, UsageError
+    from .files import write_text_atomic
     from .progress import StepClock, bar
