@@ -2,16 +2,33 @@
 # Fill .device/ (git-ignored) with what a run on the lent GPU machine needs and its image lacks:
 #   .device/wheels/  wheels of the pure-Python packages adaaug imports that the image does not hold (piq);
 #   .device/data/    the CIFAR-10 JPEG archives (training split, dev split) and their checksums;
+#   .device/backbone/  with --backbone-weights FILE: a copy of that corruption-network file (a published one such as
+#                    EDSR's edsr_baseline_x4.pt or DeepAugment's CAE model_final.state, or a .safetensors file);
+#                    gpu-compare.sh and gpu-lease.sh pass it on as --backbone-weights. Without the option it is
+#                    emptied: AdA then uses adaaug's packaged weights;
 #   .device/COMMIT   the commit (and whether the tree had local changes), for the results.
 # Then it measures what would travel (the tree git does not ignore, plus .device/) against 64 MiB.
 #
 #   bash benchmarks/device-prepare.sh DATA_DIR        # or set ADAAUG_DATA instead of passing DATA_DIR
+#   bash benchmarks/device-prepare.sh DATA_DIR --backbone-weights edsr_baseline_x4.pt
 # DATA_DIR holds cifar10-jpeg-train.tar.gz and cifar10-jpeg-test-dev.tar.gz: CIFAR-10 as JPEG ImageFolder trees
 # (train/<class>/<n>.jpg, test/<class>/<n>.jpg) packed with tar + gzip, and a SHA256SUMS of them if you have one.
 # Run it from anywhere, on a machine that reaches the package index; rerunning it is cheap.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${1:-${ADAAUG_DATA:-}}
+DATA=${ADAAUG_DATA:-}
+WEIGHTS=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --backbone-weights) [ $# -ge 2 ] || { echo "error: --backbone-weights needs a FILE"; exit 1; }
+                        WEIGHTS=$2; shift 2;;
+    --backbone-weights=*) WEIGHTS=${1#*=}; shift;;
+    -*) echo "error: unknown option $1 (known: --backbone-weights FILE)"; exit 1;;
+    *) DATA=$1; shift;;
+  esac
+done
+[ -z "$WEIGHTS" ] || { [ -f "$WEIGHTS" ] && [ -s "$WEIGHTS" ]; } \
+  || { echo "error: --backbone-weights $WEIGHTS is not a readable, non-empty file"; exit 1; }
 [ -n "$DATA" ] || { echo "error: pass the folder holding the CIFAR-10 JPEG archives (DATA_DIR, or ADAAUG_DATA)"; exit 1; }
 LIMIT_MIB=64
 WHEELS=("piq==0.8.0")   # pure Python; torch and torchvision, its only needs, are on the image
@@ -53,6 +70,16 @@ if [ -f "$DATA/SHA256SUMS" ]; then
   echo "data: ${ARCHIVES[*]} copied and checked against SHA256SUMS"
 else
   echo "data: ${ARCHIVES[*]} copied (no SHA256SUMS beside them to check)"
+fi
+
+rm -rf .device/backbone
+if [ -n "$WEIGHTS" ]; then
+  mkdir -p .device/backbone
+  cp -f "$WEIGHTS" ".device/backbone/$(basename "$WEIGHTS")" && chmod u+w ".device/backbone/$(basename "$WEIGHTS")"
+  echo "backbone weights: .device/backbone/$(basename "$WEIGHTS"), passed on as --backbone-weights" \
+       "(add --backbone cae to gpu-compare.sh or gpu-lease.sh for a CAE file)"
+else
+  echo "backbone weights: none given (--backbone-weights FILE); AdA uses adaaug's packaged weights"
 fi
 
 if git rev-parse --git-dir >/dev/null 2>&1; then

@@ -6,9 +6,10 @@
 #  2. a copy of the working tree made the way the device tool makes it (the files git does not ignore,
 #     no .git) plus .device/ (run benchmarks/device-prepare.sh first);
 #  3. in that copy, with PIP_NO_INDEX=1 and the venv's python3 first on PATH: pytest -m cuda (collection
-#     and skips), then `benchmarks/gpu.sh --device cpu` and `benchmarks/gpu-compare.sh --device cpu`, each
-#     with its own $OUT, checked: exit status 0, at most 8 files with plain names, no part failed, every
-#     row scored with finite errors.
+#     and skips), then `benchmarks/gpu.sh --device cpu` (the whole suite, CI-sized) and
+#     `benchmarks/gpu-lease.sh --device cpu` (the lease: the suite's core, then gpu-compare.sh at its tiny
+#     size with a --deadline), each with its own $OUT, checked: exit status 0, at most 8 files with plain
+#     names, no part failed, every row scored with finite errors, the lease within its 570 s.
 #
 #   bash benchmarks/device-rehearse.sh [--fresh]      # --fresh: rebuild the environment first
 # Environment: REHEARSE_PYTHON (python3.12), REHEARSE_HOME (~/.cache/adaaug-rehearse), REHEARSE_PACKAGES.
@@ -89,23 +90,37 @@ else
 fi
 check_out "$COPY/out-suite" gpu.sh
 
-echo "== benchmarks/gpu-compare.sh --device cpu"
-mkdir -p "$COPY/out-compare"
-rc=0; OUT="$COPY/out-compare" bash benchmarks/gpu-compare.sh --device cpu > "$COPY/compare.log" 2>&1 || rc=$?
+echo "== benchmarks/gpu-lease.sh --device cpu"
+mkdir -p "$COPY/out-lease"
+rc=0; t0=$(date +%s)
+OUT="$COPY/out-lease" bash benchmarks/gpu-lease.sh --device cpu > "$COPY/lease.log" 2>&1 || rc=$?
+took=$(( $(date +%s) - t0 ))
 if [ $rc -eq 0 ]; then
-  tail -20 "$COPY/compare.log"
-  python3 - "$COPY"/out-compare/compare-cpu-*.json <<'PYEOF' || status=1
+  grep -E '^(== gpu-lease|  [a-z-]+: |\[gpu-compare .*(calibration|clean error))' "$COPY/lease.log" | cut -c1-160
+  python3 - "$COPY/out-lease" "$took" <<'PYEOF' || status=1
 import json, math, sys
-r = json.load(open(sys.argv[1]))
+from pathlib import Path
+out, took = Path(sys.argv[1]), int(sys.argv[2])
+parts = json.loads((out / "suite-cpu.json").read_text())["parts"]
+want = {"cuda-tests": "skipped", "per-example": "ok", "step": "ok", "sync": "ok"}
+got = {k: v["status"] for k, v in parts.items()}
+edsr = all(list(parts.get(p, {}).get("backbones", {})) == ["edsr"] for p in ("per-example", "step", "sync"))
+r = json.loads((out / "compare-cpu-all4.json").read_text())
 rows = r["rows"]
-want = ["nominal", "ada", "augmix", "ada+augmix"]
-bad = [k for k in want if k not in rows or not all(math.isfinite(rows[k][m]) for m in ("clean_error", "mce"))]
-sys.exit(f"FAIL: rows missing or not finite: {bad}" if bad or r.get("meaningful") else 0)
+bad = [k for k in ("nominal", "ada", "augmix", "ada+augmix")
+       if k not in rows or not all(math.isfinite(rows[k][m]) for m in ("clean_error", "mce"))]
+print(f"   lease: {took} s; suite parts {got}; comparison budget {r['calibration']['budget_s']} s, "
+      f"plan: {r['calibration']['plan']}")
+checks = {f"suite parts {got}, want {want}": got != want, "suite parts not on edsr alone": not edsr,
+          f"rows missing or not finite: {bad}": bool(bad), "no --deadline reached gpu-compare": not r["settings"]["deadline"],
+          f"it took {took} s, over 570": took > 570, "marked meaningful": bool(r.get("meaningful"))}
+problems = [what for what, failed in checks.items() if failed]
+sys.exit(f"FAIL: lease: {'; '.join(problems)}" if problems else 0)
 PYEOF
 else
-  tail -40 "$COPY/compare.log"; echo "FAIL: gpu-compare.sh exited $rc"; status=1
+  tail -40 "$COPY/lease.log"; echo "FAIL: gpu-lease.sh exited $rc after $took s"; status=1
 fi
-check_out "$COPY/out-compare" gpu-compare.sh
+check_out "$COPY/out-lease" gpu-lease.sh
 
 if [ $status -eq 0 ]; then
   echo "== rehearsal passed (python $PYVER, $(python3 -c 'import torch, torchvision; print(f"torch {torch.__version__}, torchvision {torchvision.__version__}")'), no index); logs in $COPY"

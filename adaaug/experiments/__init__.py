@@ -5,7 +5,8 @@
 :mod:`.finetune` (+ _config,           ``adaaug finetune``: AdA and AugMix on the packaged ResNet-20,
 _options, _report)                     several seeds, clean error and mCE with their noise
 :mod:`.mini`, :mod:`.mini_report`      ``adaaug mini-protocol``: the CIFAR-10 comparison, CPU-sized
-:mod:`.gpu_compare`, .fast_recipe      ``adaaug gpu-compare``: the comparison on one GPU (Page's ResNet-9)
+:mod:`.gpu_compare` (+ _report),       ``adaaug gpu-compare``: the comparison on one GPU (Page's ResNet-9)
+.fast_recipe
 :mod:`.bench` (+ _measure, _suite)     ``adaaug bench``: step cost against its floor, memory, device suite
 =====================================  ===============================================================
 

@@ -53,8 +53,9 @@ def _positive(text: str) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backbones", nargs="+", type=_backbone_name, default=["edsr"], metavar="NAME",
-                   help="corruption networks to time (untrained weights; speed does not depend on them)")
+    p.add_argument("--backbones", nargs="+", type=_backbone_name, metavar="NAME",
+                   help="corruption networks to time (untrained weights; speed does not depend on them) "
+                        "[edsr; with --suite: the sizes' own]")
     p.add_argument("--batch-size", type=_positive, default=64, help="images per training step")
     p.add_argument("--steps", type=int, default=paper.CIFAR10_STEPS, help="M, AdA ascent steps (paper: 10)")
     p.add_argument("--chunk-size", type=_positive, default=paper.CIFAR10_NANO_BATCH,
@@ -77,7 +78,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "the ImageNet-preset step, memory against chunk_size); see benchmarks/gpu.sh")
     p.add_argument("--sizes", choices=["full", "ci"],
                    help="--suite sizes: full (default on CUDA, about 8 minutes) or ci (default on a CPU, tiny)")
-    p.add_argument("--parts", nargs="+", help="--suite parts to run [all]: cuda-tests per-example step imagenet memory")
+    p.add_argument("--parts", nargs="+",
+                   help="--suite parts to run [all]: cuda-tests per-example step sync imagenet memory")
+    p.add_argument("--budget-s", type=float,
+                   help="--suite: seconds for the whole suite; each part's limit is cut to the time left [none]")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -98,7 +102,8 @@ def main(args: argparse.Namespace) -> int:
         from .bench_suite import run_suite
 
         try:
-            report = run_suite(args.device, args.sizes, args.parts, args.out)
+            report = run_suite(args.device, args.sizes, args.parts, args.out, backbones=args.backbones,
+                               budget_s=args.budget_s)
         except ValueError as e:
             print(f"adaaug bench --suite: {e}", file=sys.stderr)
             return 2
@@ -126,7 +131,7 @@ def _bench_backbones(args: argparse.Namespace, out: Path, dev: torch.device, mac
     from ..runtime.progress import bar
     from ..runtime.provenance import producer
 
-    for name in bar(args.backbones, desc="bench", unit="backbone"):
+    for name in bar(args.backbones or ["edsr"], desc="bench", unit="backbone"):
         r = run(name, args.batch_size, args.steps, args.chunk_size, args.device, args.repeats, args.arch,
                 args.memory_chunks, args.memory_batches)
         r.update({"machine": machine, "torch": torch.__version__, "commit": commit, "date": time.strftime("%Y-%m-%d"),

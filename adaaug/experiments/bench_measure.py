@@ -190,3 +190,55 @@ print(peak_memory_mb(dev) - before)
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
+
+
+def loop_host_syncs(backbone: str, batch: int, steps: int, chunk_size: int, device: str) -> dict:
+    """One ``ada(x, y)`` call with every host synchronisation inside its M-step loop caught.
+
+    The loop is ``AdversarialAugment._maximise`` (one call per nano-batch of ``chunk_size``). On CUDA it
+    runs under ``torch.cuda.set_sync_debug_mode("error")``, so a synchronisation raises ``RuntimeError``
+    naming the operation. On a CPU every ``aten._local_scalar_dense`` (what ``.item()``, ``bool()``,
+    ``float()`` or a Python ``if`` on a tensor dispatch to) is counted instead.
+
+    Returns ``{"backbone", "batch", "steps", "chunk_size", "loops": nano-batches run, "mode",
+    "host_syncs": count (CPU), "ops": their names}``.
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from ..backbones import build_backbone
+    from ..models import build_classifier
+    from ..transform import AdversarialAugment
+
+    dev = torch.device(device)
+    torch.manual_seed(0)
+    model = build_classifier("resnet20").to(dev).train()
+    ada = AdversarialAugment(model, backbone=build_backbone(backbone).to(dev), steps=steps, chunk_size=chunk_size,
+                             ssim_threshold=paper.CIFAR10_SSIM_THRESHOLD)
+    x, y = torch.rand(batch, 3, 32, 32, device=dev), torch.randint(0, 10, (batch,), device=dev)
+    ada(x[:chunk_size], y[:chunk_size])  # warm-up outside the check: first-call work of the device
+    ops: list[str] = []
+
+    class Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.aten._local_scalar_dense.default:
+                ops.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    loop, loops = ada._maximise, []
+
+    def checked(*args, **kwargs):
+        loops.append(1)
+        if dev.type != "cuda":
+            with Count():
+                return loop(*args, **kwargs)
+        torch.cuda.synchronize(dev)
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            return loop(*args, **kwargs)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    ada._maximise = checked  # this instance only
+    ada(x, y)
+    mode = 'torch.cuda.set_sync_debug_mode("error")' if dev.type == "cuda" else "aten._local_scalar_dense counted"
+    return {"backbone": backbone, "batch": batch, "steps": steps, "chunk_size": chunk_size, "loops": len(loops),
+            "mode": mode, "host_syncs": len(ops), "ops": sorted(set(ops))}

@@ -10,14 +10,18 @@ such and the suite goes on with the next one:
    ≥ 2.5× on a CPU; batched/shared ≤ 1.2×);
 3. ``step``: per backbone, an AdA training step against its floor
    (:func:`~adaaug.experiments.bench_measure.run`; goal ≤ 1.2×);
-4. ``imagenet``: the ImageNet preset (App. E.2/E.4: ResNet-50, EDSR, M = 3, nano-batch 1, t = 0.7)
+4. ``sync``: per backbone, one ``ada(x, y)`` with no host synchronisation inside its M-step loop
+   (CUDA: under ``torch.cuda.set_sync_debug_mode("error")``; :func:`~adaaug.experiments.bench_measure.loop_host_syncs`);
+5. ``imagenet``: the ImageNet preset (App. E.2/E.4: ResNet-50, EDSR, M = 3, nano-batch 1, t = 0.7)
    training step at 128 px in images/s, with untrained backbone weights (no ImageNet weights
    are packaged; the time does not depend on the weight values);
-5. ``memory``: peak memory of one ``ada(x, y)`` call against ``chunk_size``
+6. ``memory``: peak memory of one ``ada(x, y)`` call against ``chunk_size``
    (CUDA: ``torch.cuda.max_memory_allocated``; CPU: peak resident set size).
 
 Sizes: ``--sizes full`` (the default on CUDA, about 8 minutes on one GPU) or ``--sizes ci``
-(the default on a CPU: tiny batches, under a minute). Writes ``suite-<device>.json`` and
+(the default on a CPU: tiny batches, under a minute). ``backbones`` narrows the per-backbone parts;
+``budget_s`` bounds the whole suite (each part's limit is cut to the time left, and a part with none
+left is recorded as ``timeout``, not started). Writes ``suite-<device>.json`` and
 ``suite-<device>.md`` under ``--out`` and prints the markdown.
 """
 from __future__ import annotations
@@ -46,16 +50,17 @@ BACKBONES = ("edsr", "cae", "vqvae", "unet")
 
 #: per size profile: batch sizes, repeats and time limits (s) of every part
 SIZES = {
-    "full": dict(pe_batch=64, pe_chunk=8, pe_repeats=3, pe_size=32, step_backbones=BACKBONES, step_batch=64,
-                 step_chunk=8, steps=paper.CIFAR10_STEPS, step_repeats=2, in_batch=64, in_size=128, in_repeats=2,
-                 mem_batch=128, mem_chunks=[1, 8, 32, 128],
-                 limits={"cuda-tests": 100, "per-example": 80, "step": 140, "imagenet": 60, "memory": 50}),
-    "ci": dict(pe_batch=3, pe_chunk=2, pe_repeats=1, pe_size=16, step_backbones=("unet",), step_batch=2,
-               step_chunk=1, steps=1, step_repeats=1, in_batch=2, in_size=16, in_repeats=1, mem_batch=2,
+    "full": dict(pe_batch=64, pe_chunk=8, pe_repeats=3, pe_size=32, pe_backbones=BACKBONES, step_backbones=BACKBONES,
+                 step_batch=64, step_chunk=8, steps=paper.CIFAR10_STEPS, step_repeats=2, in_batch=64, in_size=128,
+                 in_repeats=2, mem_batch=128, mem_chunks=[1, 8, 32, 128],
+                 limits={"cuda-tests": 100, "per-example": 80, "step": 140, "sync": 20, "imagenet": 60,
+                         "memory": 50}),
+    "ci": dict(pe_batch=3, pe_chunk=2, pe_repeats=1, pe_size=16, pe_backbones=BACKBONES, step_backbones=("unet",),
+               step_batch=2, step_chunk=1, steps=1, step_repeats=1, in_batch=2, in_size=16, in_repeats=1, mem_batch=2,
                mem_chunks=[1, 2],
-               limits={"cuda-tests": 100, "per-example": 60, "step": 60, "imagenet": 60, "memory": 60}),
+               limits={"cuda-tests": 100, "per-example": 60, "step": 60, "sync": 30, "imagenet": 60, "memory": 60}),
 }
-PARTS = ("cuda-tests", "per-example", "step", "imagenet", "memory")
+PARTS = ("cuda-tests", "per-example", "step", "sync", "imagenet", "memory")
 
 
 class PartTimeout(Exception):
@@ -105,7 +110,7 @@ def part_cuda_tests(device: torch.device, s: dict, out: dict) -> None:
         out["skipped"] = f"no tests directory at {tests}"
         return
     proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider", str(tests)],
-                          capture_output=True, text=True, timeout=s["limits"]["cuda-tests"] - 5,
+                          capture_output=True, text=True, timeout=max(1, s["limits"]["cuda-tests"] - 5),
                           cwd=tests.parent)
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
     out.update(returncode=proc.returncode, summary=lines[-1] if lines else "", tail=lines[-15:])
@@ -125,7 +130,7 @@ def part_per_example(device: torch.device, s: dict, out: dict) -> None:
     x = torch.rand(b, 3, size, size, device=device)
     y = torch.randint(0, 10, (b,), device=device)
     out["config"] = {"batch": b, "chunk": c, "repeats": repeats, "classifier": "resnet20", "size": size}
-    for name in BACKBONES:
+    for name in s["pe_backbones"]:
         module = build_backbone(name).to(device).eval()
         slots = TensorSlots(module)
         params = {k: p.detach() for k, p in slots.params.items()}
@@ -175,6 +180,14 @@ def part_step(device: torch.device, s: dict, out: dict) -> None:
     for name in s["step_backbones"]:
         r = measure.run(name, s["step_batch"], s["steps"], s["step_chunk"], str(device), s["step_repeats"])
         out.setdefault("backbones", {})[name] = {k: v for k, v in r.items() if k != "memory"}
+
+
+def part_sync(device: torch.device, s: dict, out: dict) -> None:
+    for name in s["step_backbones"]:
+        r = measure.loop_host_syncs(name, s["step_batch"], s["steps"], s["step_chunk"], str(device))
+        out.setdefault("backbones", {})[name] = r
+        if r["host_syncs"]:
+            raise RuntimeError(f"{name}: {r['host_syncs']} host synchronisation(s) inside the M-step loop: {r['ops']}")
 
 
 def part_imagenet(device: torch.device, s: dict, out: dict) -> None:
@@ -239,12 +252,16 @@ def _rss_mb() -> float:
 
 
 _RUNNERS = {"cuda-tests": part_cuda_tests, "per-example": part_per_example, "step": part_step,
-            "imagenet": part_imagenet, "memory": part_memory}
+            "sync": part_sync, "imagenet": part_imagenet, "memory": part_memory}
 
 
 def run_suite(device: str = "cpu", sizes: str | None = None, parts: list[str] | None = None,
-              out_dir: str | Path = "benchmarks/results", limit_scale: float = 1.0) -> dict:
+              out_dir: str | Path = "benchmarks/results", limit_scale: float = 1.0,
+              backbones: list[str] | None = None, budget_s: float | None = None) -> dict:
     """Run the parts in turn (each under its time limit × ``limit_scale``); write JSON + markdown.
+
+    ``backbones`` (default: the sizes') narrows ``per-example``, ``step`` and ``sync``; ``budget_s``
+    (seconds, default none) bounds the whole suite: each part's limit is cut to the time left.
 
     Returns ``{"environment": …, "sizes": …, "parts": {name: {"status", "seconds", …}}}``;
     ``status`` is ``ok``, ``skipped``, ``failed`` (with ``error``) or ``timeout`` (with what the part
@@ -259,7 +276,17 @@ def run_suite(device: str = "cpu", sizes: str | None = None, parts: list[str] | 
     unknown = [p for p in parts or [] if p not in PARTS]
     if unknown:
         raise ValueError(f"unknown suite parts {unknown}; known: {', '.join(PARTS)}")
-    s = SIZES[profile]
+    if budget_s is not None and not budget_s > 0:
+        raise ValueError(f"--budget-s must be > 0 seconds, got {budget_s}")
+    s = dict(SIZES[profile])
+    if backbones:
+        from ..backbones import available_backbones
+
+        unknown = [b for b in backbones if b not in available_backbones()]
+        if unknown:
+            raise ValueError(f"unknown backbones {unknown}; known: {', '.join(available_backbones())}")
+        s["pe_backbones"] = s["step_backbones"] = tuple(backbones)
+    start = time.perf_counter()
     env = environment(dev)
     print(f"adaaug bench --suite on {env['device_name']} ({env['device']}), torch {env['torch']}, "
           f"sizes {profile}, commit {env['commit']}", flush=True)
@@ -268,9 +295,13 @@ def run_suite(device: str = "cpu", sizes: str | None = None, parts: list[str] | 
         result: dict = {}
         limit = s["limits"][name] * limit_scale
         t = time.perf_counter()
+        left = None if budget_s is None else budget_s - (t - start)
+        limit = limit if left is None else min(limit, left)
         try:
+            if left is not None and left < 1:
+                raise PartTimeout(f"not started: the suite's budget of {budget_s:.0f} s was spent")
             with time_limit(limit):
-                _RUNNERS[name](dev, s, result)
+                _RUNNERS[name](dev, {**s, "limits": {**s["limits"], name: limit}}, result)
             status = "skipped" if "skipped" in result else "ok"
         except (PartTimeout, subprocess.TimeoutExpired) as e:
             status, result["error"] = "timeout", str(e)
@@ -280,7 +311,7 @@ def run_suite(device: str = "cpu", sizes: str | None = None, parts: list[str] | 
         finally:
             if dev.type == "cuda":
                 torch.cuda.empty_cache()
-        result.update(status=status, seconds=round(time.perf_counter() - t, 1), limit_s=limit)
+        result.update(status=status, seconds=round(time.perf_counter() - t, 1), limit_s=round(max(limit, 0), 1))
         report["parts"][name] = result
         print(f"  {name}: {status} in {result['seconds']:.0f} s" +
               (f" ({result['error']})" if "error" in result else ""), flush=True)
@@ -290,10 +321,12 @@ def run_suite(device: str = "cpu", sizes: str | None = None, parts: list[str] | 
 
 
 def _write(report: dict, out: Path, kind: str) -> str:
+    from ..runtime.files import write_text_atomic
+
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"suite-{kind}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    write_text_atomic(out / f"suite-{kind}.json", json.dumps(report, indent=2, default=str) + "\n")
     md = markdown(report)
-    (out / f"suite-{kind}.md").write_text(md)
+    write_text_atomic(out / f"suite-{kind}.md", md)
     return md
 
 
@@ -337,6 +370,13 @@ def markdown(report: dict) -> str:
                          f"{_f(r['ada_over_floor'], '.2f')} | {_f(r['per_example_over_shared'], '.2f')} | "
                          f"{_f(100 * r['share_projection_step'], '.1f')} | {_f(100 * r['share_line_search'], '.1f')} "
                          f"| {_f(100 * r['share_random_init'], '.1f')} | {_f(100 * r['share_final_forward'], '.1f')} |")
+    sy = parts.get("sync", {}).get("backbones")
+    if sy:
+        lines += ["", "## Host synchronisations inside the M-step loop (goal: none)", "",
+                  "| backbone | batch | M | nano-batches checked | how | host syncs |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        lines += [f"| {n} | {r['batch']} | {r['steps']} | {r['loops']} | {r['mode']} | {r['host_syncs']} |"
+                  for n, r in sy.items()]
     im = parts.get("imagenet", {})
     if "ada_images_per_s" in im:
         cfg = im["config"]

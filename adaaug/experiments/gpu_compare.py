@@ -9,12 +9,18 @@ then is scored on the clean dev images and on a CIFAR-10-C-format set (the 15 be
 corruptions × 5 severities) that ``adaaug make-c --workers N`` builds from the dev images in other
 processes while the first row trains. One seed per row.
 
-Time: ``--budget-s`` bounds the whole command. Before training, a few steps of every row are timed
+Time: ``--budget-s`` bounds the whole command, cut to the time left before ``--deadline`` (a Unix time,
+for a caller with a fixed end such as ``benchmarks/gpu-lease.sh``). Before training, a few steps of every row are timed
 (``calibration`` in the results; rows with AdA at M and at M = 1) and, unless ``--no-fit``, when
 the rows and their evaluation would not fit, the epochs of all rows are lowered alike down to
 ``--min-epochs`` (full: 10), and below that M is lowered to 1 instead; the results say which (``plan``).
 A row still running at its deadline stops there and is scored as it is (``stopped_at_step``). Results
-(``compare-<device>-<rows>.json``, ``.md``; refused when there, unless ``--overwrite``) are written after every row.
+(``compare-<device>-<rows>.json`` and ``.md``; refused when there, unless ``--overwrite``) are written after the plan and after every row, so finished
+rows survive a later failure or stop.
+
+AdA's corruption network takes adaaug's packaged weights, or ``--backbone-weights FILE`` (passed to
+:class:`~adaaug.transform.AdversarialAugment` as ``weights``: a ``.safetensors`` file, or a published
+corruption-network file that :func:`~adaaug.weights.load_backbone` reads).
 
 Sizes: ``full`` (the whole training set and dev split, 16 epochs, batch 512, M = 2, for one GPU) and
 ``tiny`` (a few dozen images and a narrow network, a CPU rehearsal whose figures mean nothing).
@@ -28,7 +34,6 @@ import copy
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -40,17 +45,15 @@ import numpy as np
 
 from .. import paper
 from ..corruptions import BENCHMARK
+from .gpu_compare_report import DEFAULT_ROWS, environment, file_tag, markdown
 
-ROWS = ("nominal", "ada", "augmix", "ada+augmix", "ada-share", "ada-share+augmix")
-DEFAULT_ROWS = ROWS[:4]
+ROWS = (*DEFAULT_ROWS, "ada-share", "ada-share+augmix")
 SIZES: dict[str, dict[str, Any]] = {
     "full": dict(train_limit=None, dev_limit=None, epochs=16, batch_size=512, width=64, ada_steps=2,
                  chunk_size=256, workers=0, budget_s=500.0, calib_steps=3, min_epochs=10, reserve_s=25.0),
     "tiny": dict(train_limit=32, dev_limit=40, epochs=1, batch_size=16, width=8, ada_steps=2, chunk_size=8,
                  workers=2, budget_s=1800.0, calib_steps=1, min_epochs=1, reserve_s=0.0),
 }
-GOALS = "nominal clean accuracy ≥ 92 %; AdA mCE ≥ 25 % below nominal with clean error within 2 points; " \
-        "AdA+AugMix mCE below AugMix's"
 
 
 @dataclass
@@ -82,6 +85,8 @@ class CompareConfig:
     reserve_s: float | None = None  # kept out of the plan: waiting for make-c, first evaluations
     fit: bool = True
     bf16: bool = True
+    deadline: float | None = None  # Unix time (s) by which the command must end; cuts budget_s
+    backbone_weights: str | None = None  # AdversarialAugment(weights=...): a file; None: the packaged weights
 
     def resolved(self) -> "CompareConfig":
         if self.size not in SIZES:
@@ -101,36 +106,33 @@ class CompareConfig:
         for key in ("epochs", "batch_size", "width", "chunk_size", "workers", "calib_steps", "min_epochs"):
             if getattr(cfg, key) < 1:
                 raise ValueError(f"--{key.replace('_', '-')} must be ≥ 1, got {getattr(cfg, key)}")
+        if cfg.backbone_weights is not None and not Path(cfg.backbone_weights).is_file():
+            raise ValueError(f"--backbone-weights {cfg.backbone_weights}: no such file; pass the corruption "
+                             "network's weights file, or leave the option out for adaaug's packaged weights")
+        if cfg.deadline is not None and not math.isfinite(cfg.deadline):
+            raise ValueError(f"--deadline must be a Unix time in seconds, got {cfg.deadline}")
         if cfg.ada_steps < 0 or not cfg.nu > 0 or not 0 < cfg.ada_share <= 1:
             raise ValueError(f"need --ada-steps ≥ 0, --nu > 0 and 0 < --ada-share ≤ 1; got {cfg.ada_steps}, "
                              f"{cfg.nu}, {cfg.ada_share}")
         return cfg
 
 
+def time_budget(budget_s: float, deadline: float | None, now: float) -> float:
+    """Seconds the whole run may take: ``budget_s``, cut to ``deadline − now`` (both Unix times, s).
+
+    Raises ``ValueError`` when the deadline has already passed.
+    """
+    if deadline is None:
+        return budget_s
+    if deadline <= now:
+        raise ValueError(f"--deadline {deadline:.0f} passed {now - deadline:.0f} s ago; pass a later Unix time "
+                         "(e.g. $(( $(date +%s) + 500 ))) or leave it out")
+    return min(budget_s, deadline - now)
+
+
 def _method(row: str, share: float) -> tuple[str, float]:
     """``(method for fast_recipe.train_method, AdA share)`` of a row: ``ada-share`` rows take ``share``."""
     return (row.replace("ada-share", "ada"), share) if row.startswith("ada-share") else (row, 1.0)
-
-
-def file_tag(rows: tuple[str, ...], device: str) -> str:
-    """``compare-<device>-<rows>``: letters, digits, '-' and '_' only."""
-    rows_tag = "all4" if tuple(rows) == DEFAULT_ROWS else "_".join(r.replace("+", "-") for r in rows)
-    return f"compare-{device}-{rows_tag}"
-
-
-def environment(device) -> dict[str, Any]:
-    import torch
-
-    from ..runtime.provenance import source_commit
-
-    commit = source_commit()
-    env = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
-           "cpus": os.cpu_count(), "commit": commit or "unknown", "date": time.strftime("%Y-%m-%d %H:%M")}
-    if device.type == "cuda":
-        env.update(device_name=torch.cuda.get_device_name(device), cuda=torch.version.cuda)
-    else:
-        env["device_name"] = f"{platform.machine()} CPU, {torch.get_num_threads()} thread(s)"
-    return env
 
 
 def _start_make_c(cfg: CompareConfig, dev_dir: str, c_dir: Path, log: Path) -> subprocess.Popen:
@@ -164,10 +166,17 @@ class _Runner:
     def __init__(self, cfg: CompareConfig, images, labels, classes: int, device) -> None:
         self.cfg, self.images, self.labels, self.classes, self.device = cfg, images, labels, classes, device
 
+    def make_ada(self, model, steps: int, generator):
+        """The row's AdversarialAugment on ``model`` (``--backbone``, ``--backbone-weights``, ν, M = ``steps``)."""
+        from ..transform import AdversarialAugment
+
+        weights = {} if self.cfg.backbone_weights is None else {"weights": self.cfg.backbone_weights}
+        return AdversarialAugment(model, backbone=self.cfg.backbone, nu=self.cfg.nu, steps=steps,
+                                  chunk_size=self.cfg.chunk_size, generator=generator, **weights).to(self.device)
+
     def train(self, row: str, recipe, seed: int, ada_steps: int | None = None, **kwargs) -> tuple[Any, dict]:
         import torch
 
-        from ..transform import AdversarialAugment
         from .fast_recipe import ResNet9, train_method
 
         method, share = _method(row, self.cfg.ada_share)
@@ -175,9 +184,7 @@ class _Runner:
         model = ResNet9(self.classes, self.cfg.width).to(self.device)
         g = torch.Generator().manual_seed(seed)
         steps = self.cfg.ada_steps if ada_steps is None else ada_steps
-        ada = (AdversarialAugment(model, backbone=self.cfg.backbone, nu=self.cfg.nu, steps=steps,
-                                  chunk_size=self.cfg.chunk_size, generator=g).to(self.device)
-               if "ada" in method.split("+") else None)
+        ada = self.make_ada(model, steps, g) if "ada" in method.split("+") else None
         stats = train_method(model, self.images, self.labels, method=method, recipe=recipe, generator=g, ada=ada,
                              ada_share=share, bf16=self.cfg.bf16, **kwargs)
         return model, stats
@@ -243,6 +250,7 @@ def run(cfg: CompareConfig, overwrite: bool = False) -> dict[str, Any]:
 
     from ..data.images import load_images
     from ..evaluate.sets import ArraySource
+    from ..runtime.files import write_text_atomic
     from ..runtime.outdir import claim_output_files
     from ..train.distributed import resolve_device
     from .fast_recipe import Recipe
@@ -250,6 +258,7 @@ def run(cfg: CompareConfig, overwrite: bool = False) -> dict[str, Any]:
 
     cfg = cfg.resolved()
     start = time.monotonic()
+    budget = time_budget(cfg.budget_s, cfg.deadline, time.time())
     device = resolve_device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("no CUDA device is available here; run the CPU form with --device cpu")
@@ -276,8 +285,8 @@ def run(cfg: CompareConfig, overwrite: bool = False) -> dict[str, Any]:
 
     def write() -> None:
         results["wall_s"] = round(time.monotonic() - start, 1)
-        (out / f"{tag}.json").write_text(json.dumps(results, indent=2) + "\n")
-        (out / f"{tag}.md").write_text(markdown(results) + "\n")
+        write_text_atomic(out / f"{tag}.json", json.dumps(results, indent=2) + "\n")
+        write_text_atomic(out / f"{tag}.md", markdown(results) + "\n")
 
     def log(msg: str) -> None:
         print(f"[gpu-compare {time.monotonic() - start:5.0f} s] {msg}", file=sys.stderr, flush=True)
@@ -290,7 +299,6 @@ def run(cfg: CompareConfig, overwrite: bool = False) -> dict[str, Any]:
         steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
         fastest = min(min(t.values()) for t in per_step.values())
         eval_s = 1.0 + len(dev) * (1 + 5 * len(BENCHMARK)) * fastest / cfg.batch_size / 3  # forward ≈ ⅓ step
-        budget = cfg.budget_s
         epochs, cfg.ada_steps, why = plan(cfg, per_step, steps_per_epoch, eval_s,
                                           budget - cfg.reserve_s - (time.monotonic() - start), cfg.min_epochs)
         recipe.epochs = epochs
@@ -298,7 +306,7 @@ def run(cfg: CompareConfig, overwrite: bool = False) -> dict[str, Any]:
         results["calibration"] = {"seconds_per_step": {r: {f"M={m}" if m else "-": round(v, 4) for m, v in t.items()}
                                                        for r, t in per_step.items()},
                                   "steps_per_epoch": steps_per_epoch, "eval_s_estimate": round(eval_s, 1),
-                                  "plan": why}
+                                  "budget_s": round(budget, 1), "plan": why}
         log(f"calibration (s/step): {results['calibration']['seconds_per_step']}; {why}")
         write()
         clean = ArraySource(dev.images, dev.labels.numpy(), dev.classes)
@@ -327,35 +335,6 @@ def run(cfg: CompareConfig, overwrite: bool = False) -> dict[str, Any]:
     return results
 
 
-def markdown(results: dict[str, Any]) -> str:
-    """The results as a markdown table with the goals checked."""
-    s, env, rows = results["settings"], results["environment"], results["rows"]
-    head = [f"## CIFAR-10 comparison ({s['size']} size) on {env.get('device_name')}", ""]
-    if not results.get("meaningful"):
-        head += ["**Not meaningful:** a rehearsal at a tiny size (or off a GPU); the figures only show "
-                 "that the pipeline runs.", ""]
-    r = results.get("recipe", {})
-    head += [f"ResNet-9 (Page's fast recipe), {results['train_images']} training images × {r.get('epochs')} "
-             f"epochs, batch {r.get('batch_size')}; AdA: {s['backbone']}, M = {s['ada_steps']}, ν = {s['nu']}; "
-             f"{results['dev_images']} dev images, 15 corruptions × 5 severities; one seed. "
-             f"torch {env['torch']}, commit {env['commit']}, {env['date']}.", ""]
-    if "calibration" in results:
-        head += [f"Plan: {results['calibration']['plan']}.", ""]
-    lines = ["| row | clean error % | mCE % | mCE vs nominal | train s | steps | AdA SSIM median |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
-    nominal = rows.get("nominal", {}).get("mce")
-    for name, row in rows.items():
-        rel = f"{100 * (row['mce'] / nominal - 1):+.1f} %" if nominal and row.get("mce") is not None else "–"
-        steps = f"{row['steps']}/{row['steps_planned']}" + (" (stopped at the deadline)" if "stopped_at_step" in row
-                                                             else "")
-        ssim = f"{row['ada_ssim_median']:.3f}" if "ada_ssim_median" in row else "–"
-        lines.append(f"| {name} | {row['clean_error']:.2f} | {row['mce']:.2f} | {rel} | {row['train_s']:.0f} | "
-                     f"{steps} | {ssim} |")
-    tail = ["", f"Goals: {GOALS}."] + ([f"The run stopped with an error: {results['error']}"] if "error" in results
-                                       else [])
-    return "\n".join(head + lines + tail)
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     opt = lambda t: 0 if t == "all" else int(t)  # noqa: E731
     p.add_argument("--data", default=".device/data/cifar10-jpeg-train.tar.gz",
@@ -380,6 +359,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk-size", type=int, help="AdA nano-batch (default: the size's; full 256)")
     p.add_argument("--workers", type=int, help="make-c processes (default: cores − 1, at most 16)")
     p.add_argument("--budget-s", type=float, help="seconds for the whole command (default: the size's; full 500)")
+    p.add_argument("--deadline", type=float, metavar="UNIX_TIME",
+                   help="end by this Unix time (s): the budget is cut to the time left, and the plan fits it")
+    p.add_argument("--backbone-weights", metavar="FILE",
+                   help="weights of AdA's corruption network: a .safetensors file or a published network file "
+                        "(e.g. EDSR's edsr_baseline_x4.pt; default: adaaug's packaged weights)")
     p.add_argument("--fit", action=argparse.BooleanOptionalAction, default=True,
                    help="when the timed plan would exceed the budget, lower the epochs of every row alike down to "
                         "--min-epochs, then M to 1 (default: on)")
@@ -388,9 +372,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace this run's compare-*.json and .md in --out")
 
 
+def config_from_args(args: argparse.Namespace) -> CompareConfig:
+    """The :class:`CompareConfig` of parsed ``adaaug gpu-compare`` arguments (options named as its fields)."""
+    return CompareConfig(**{k: (tuple(v) if k == "rows" else v) for k, v in vars(args).items()
+                            if k in CompareConfig.__dataclass_fields__})
+
+
 def main(args: argparse.Namespace) -> int:
-    cfg = CompareConfig(**{k: (tuple(v) if k == "rows" else v) for k, v in vars(args).items()
-                           if k in CompareConfig.__dataclass_fields__})
-    results = run(cfg, overwrite=getattr(args, "overwrite", False))
+    results = run(config_from_args(args), overwrite=getattr(args, "overwrite", False))
     print(markdown(results))
     return 0

@@ -53,10 +53,12 @@ def test_device_suite_runs_on_cpu_in_ci_size(tmp_path):
     assert im["config"]["steps"] == 3 and im["config"]["chunk_size"] == 1
     assert math.isclose(im["ada_images_per_s"], im["config"]["batch"] / im["ada_step_s"])
     assert set(parts["memory"]["peak_mb"]) == {"1", "2"}
+    sync = parts["sync"]["backbones"]["unet"]
+    assert sync["loops"] == 2 and sync["host_syncs"] == 0 and sync["ops"] == []  # batch 2 in nano-batches of 1
     saved = json.loads((tmp_path / "suite-cpu.json").read_text())
     assert saved["environment"]["torch"] == torch.__version__ and saved["sizes"] == "ci"
     md = (tmp_path / "suite-cpu.md").read_text()
-    for heading in ("Per-example", "AdA step vs its floor", "ImageNet preset", "Peak memory"):
+    for heading in ("Per-example", "AdA step vs its floor", "Host synchronisations", "ImageNet preset", "Peak memory"):
         assert heading in md
 
 
@@ -97,3 +99,54 @@ def test_suite_rejects_unknown_parts_and_sizes(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="--device cpu"):
             bench_suite.run_suite("cuda", out_dir=tmp_path)
+
+
+def test_sync_part_narrows_to_the_backbones_asked_and_catches_a_planted_sync(tmp_path, monkeypatch):
+    """(The clean case, no sync found, is test_device_suite_runs_on_cpu_in_ci_size's.)"""
+    from adaaug import transform as transform_module
+    from adaaug.experiments import bench_suite
+
+    original = transform_module.project_
+
+    def syncing_project(delta, radii):
+        float(next(iter(delta.values())).norm())  # a host transfer, as a sloppy loop would do
+        return original(delta, radii)
+    monkeypatch.setattr(transform_module, "project_", syncing_project)
+    sync = bench_suite.run_suite("cpu", "ci", parts=["sync"], out_dir=tmp_path, backbones=["vqvae"])["parts"]["sync"]
+    assert sync["status"] == "failed" and "host synchronisation" in sync["error"]
+    assert list(sync["backbones"]) == ["vqvae"]  # the ci sizes' own is unet
+    # M = 1 step in each of the 2 nano-batches: one projection each
+    assert sync["backbones"]["vqvae"]["host_syncs"] == 2
+    assert sync["backbones"]["vqvae"]["ops"] == ["aten._local_scalar_dense.default"]
+    with pytest.raises(ValueError, match="unknown backbones"):
+        bench_suite.run_suite("cpu", "ci", parts=["sync"], out_dir=tmp_path, backbones=["nope"])
+
+
+def test_suite_budget_cuts_each_limit_to_the_time_left(tmp_path, monkeypatch):
+    import time as time_module
+
+    from adaaug.experiments import bench_suite
+
+    limits = {}
+
+    def quick(device, s, out):
+        limits["per-example"] = s["limits"]["per-example"]
+        time_module.sleep(0.2)
+
+    def overruns(device, s, out):
+        limits["step"] = s["limits"]["step"]
+        time_module.sleep(10)
+
+    monkeypatch.setitem(bench_suite._RUNNERS, "per-example", quick)
+    monkeypatch.setitem(bench_suite._RUNNERS, "step", overruns)
+    monkeypatch.setitem(bench_suite._RUNNERS, "memory", lambda device, s, out: limits.setdefault("memory", 0))
+    t = time_module.perf_counter()
+    parts = bench_suite.run_suite("cpu", "ci", parts=["per-example", "step", "memory"], out_dir=tmp_path,
+                                  budget_s=2.0)["parts"]
+    assert time_module.perf_counter() - t < 3.5
+    assert parts["per-example"]["status"] == "ok" and 1.5 < limits["per-example"] <= 2.0  # 60 s cut to ≤ 2
+    assert parts["step"]["status"] == "timeout" and 1.0 < limits["step"] <= 1.8  # what the first part left
+    assert parts["memory"]["status"] == "timeout" and "memory" not in limits  # nothing left: not started
+    assert "not started: the suite's budget of 2 s was spent" in parts["memory"]["error"]
+    with pytest.raises(ValueError, match="--budget-s must be > 0"):
+        bench_suite.run_suite("cpu", "ci", parts=["memory"], out_dir=tmp_path, budget_s=0)

@@ -94,3 +94,50 @@ def test_recipe_schedule_cutout_and_network():
     net = ResNet9(10, width=4)
     assert net(torch.rand(2, 3, 32, 32)).shape == (2, 10)
     assert sum(p.numel() for p in ResNet9().parameters()) == pytest.approx(6.57e6, rel=0.01)  # Page's 6.5 M
+
+
+def test_a_deadline_cuts_the_budget_and_the_plan_fits_what_is_left():
+    from adaaug.experiments.gpu_compare import time_budget
+
+    assert time_budget(500.0, None, 1000.0) == 500.0
+    assert time_budget(500.0, 1000.0 + 120.0, 1000.0) == 120.0  # 120 s left before the deadline
+    assert time_budget(500.0, 1000.0 + 900.0, 1000.0) == 500.0  # a far deadline leaves the budget as it is
+    with pytest.raises(ValueError, match="--deadline .* passed 5 s ago"):
+        time_budget(500.0, 995.0, 1000.0)
+    # the plan of test_plan_lowers_epochs_then_m_to_fit, its time left taken from a deadline
+    cfg = CompareConfig(data="", dev="", epochs=16, rows=("nominal", "ada")).resolved()
+    per_step = {"nominal": {0: 0.01}, "ada": {2: 0.09, 1: 0.05}}
+    assert plan(cfg, per_step, 98, 10.0, time_budget(500.0, None, 0.0), 10)[:2] == (16, 2)
+    assert plan(cfg, per_step, 98, 10.0, time_budget(500.0, 120.0, 0.0), 10)[:2] == (10, 2)
+    assert plan(cfg, per_step, 98, 10.0, time_budget(500.0, 80.0, 0.0), 10)[:2] == (10, 1)
+
+
+def test_backbone_weights_reach_adversarial_augment(tmp_path):
+    """``--backbone-weights FILE`` is parsed into the config and given to AdversarialAugment as ``weights``:
+    the corruption network of a row holds the file's tensors, not the packaged ones."""
+    from safetensors.torch import save_file
+
+    from adaaug import cli
+    from adaaug.backbones import build_backbone
+    from adaaug.experiments.fast_recipe import ResNet9
+    from adaaug.experiments.gpu_compare import _Runner, config_from_args
+
+    torch.manual_seed(7)
+    saved = {k: v.contiguous() for k, v in build_backbone("unet").state_dict().items()}
+    path = tmp_path / "unet-mine.safetensors"
+    save_file(saved, str(path))
+    args = cli.command_parser("gpu-compare").parse_args(
+        ["--size", "tiny", "--backbone", "unet", "--backbone-weights", str(path), "--deadline", "1e10"])
+    cfg = config_from_args(args).resolved()
+    assert cfg.backbone_weights == str(path) and cfg.deadline == 1e10
+    runner = _Runner(cfg, None, None, 10, torch.device("cpu"))
+    g = torch.Generator().manual_seed(0)
+    module = runner.make_ada(ResNet9(10, 8), 1, g).corruptors[0].module
+    state = module.state_dict()
+    assert set(state) == set(saved)
+    assert all(torch.equal(state[k], saved[k]) for k in saved)
+    packaged = _Runner(CompareConfig(data="", dev="", size="tiny", backbone="unet").resolved(), None, None, 10,
+                       torch.device("cpu")).make_ada(ResNet9(10, 8), 1, g).corruptors[0].module.state_dict()
+    assert not all(torch.equal(packaged[k], saved[k]) for k in saved)  # the default is another network
+    with pytest.raises(ValueError, match="--backbone-weights .*no such file"):
+        CompareConfig(data="", dev="", backbone_weights=str(tmp_path / "missing.pt")).resolved()
