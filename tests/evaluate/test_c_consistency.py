@@ -87,7 +87,8 @@ def test_an_array_clean_set_is_not_silently_left_at_its_stored_size(tmp_path):
 def zero_checkpoint(tmp_path, monkeypatch):
     from adaaug.evaluate import command
 
-    monkeypatch.setattr(command, "load_model_and_classes", lambda *a, **k: (Zero(), list(CLASSES)))
+    described = {"arch": "zero", "num_classes": len(CLASSES), "normalize": None, "method": None}
+    monkeypatch.setattr(command, "load_model_described", lambda *a, **k: (Zero(), list(CLASSES), described))
     ck = tmp_path / "ck.pt"
     ck.write_bytes(b"")
     return ck
