@@ -71,7 +71,7 @@ _saved_env: dict[str, str | None] = {}
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Point every cache and config directory of :data:`ISOLATED_DIRS` into one temporary directory.
+    """Point every cache and config directory of :data:`ISOLATED_DIRS` into one temporary directory, offline.
 
     Set in ``os.environ`` before any test module is imported (matplotlib reads its directories at import),
     so that subprocesses (CLI, torchrun, notebook kernels) inherit it; undone in :func:`pytest_unconfigure`.
@@ -86,6 +86,8 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ[var] = str(root / sub)
     for var in UNSET:
         _saved_env[var] = os.environ.pop(var, None)
+    _saved_env["ADAAUG_OFFLINE"] = os.environ.get("ADAAUG_OFFLINE")
+    os.environ["ADAAUG_OFFLINE"] = "1"  # published weights are never downloaded (tests serve them locally)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
