@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny classifier, generated ImageFolder trees, and a private cache directory.
+"""Shared fixtures: a tiny classifier, generated ImageFolder trees, and private cache directories.
 
 No test reads data from outside the repository: the training and evaluation sets are small
 CIFAR-10-shaped ImageFolder trees drawn here (class-dependent colours and stripe patterns, so a
@@ -54,23 +54,54 @@ def _single_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _private_cache(tmp_path_factory):
-    """Decoded-image caches and converted weights go to a temporary directory, never to the user's
-    ``~/.cache/adaaug``, and published weights are never downloaded (``ADAAUG_OFFLINE``; the download
-    tests serve them from a local server).
+#: Where the tools the tests run keep caches, configuration and runtime files, by default under ``~``:
+#: adaaug's decoded-image cache, matplotlib (font cache, config), pip (wheel cache of the packaging test),
+#: huggingface_hub, torch.hub, IPython and Jupyter (notebook kernels), and everything that follows XDG.
+#: ``HOME`` itself is left alone: a user's ``pip install --user`` packages are found through it.
+ISOLATED_DIRS = {
+    "ADAAUG_CACHE": "adaaug",
+    "XDG_CACHE_HOME": "xdg-cache", "XDG_CONFIG_HOME": "xdg-config", "XDG_DATA_HOME": "xdg-data",
+    "XDG_STATE_HOME": "xdg-state", "MPLCONFIGDIR": "matplotlib", "HF_HOME": "huggingface",
+    "TORCH_HOME": "torch", "IPYTHONDIR": "ipython", "JUPYTER_CONFIG_DIR": "jupyter/config",
+    "JUPYTER_DATA_DIR": "jupyter/data", "JUPYTER_RUNTIME_DIR": "jupyter/runtime",
+}
+#: Finer-grained settings that would override the ones above (Hugging Face's caches then follow ``HF_HOME``).
+UNSET = ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_ASSETS_CACHE", "HF_XET_CACHE", "PIP_CACHE_DIR")
+_saved_env: dict[str, str | None] = {}
 
-    Set in ``os.environ`` so that subprocesses (torchrun tests) inherit it.
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point every cache and config directory of :data:`ISOLATED_DIRS` into one temporary directory, offline.
+
+    Set in ``os.environ`` before any test module is imported (matplotlib reads its directories at import),
+    so that subprocesses (CLI, torchrun, notebook kernels) inherit it; undone in :func:`pytest_unconfigure`.
+    Nothing the suite runs writes into the user's home (tests/test_home_untouched.py checks it).
     """
-    before = {k: os.environ.get(k) for k in ("ADAAUG_CACHE", "ADAAUG_OFFLINE")}
-    os.environ["ADAAUG_CACHE"] = str(tmp_path_factory.mktemp("adaaug-cache"))
-    os.environ["ADAAUG_OFFLINE"] = "1"
-    yield
-    for key, value in before.items():
-        if value is None:
-            os.environ.pop(key, None)
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="adaaug-tests-"))
+    _saved_env["_root"] = str(root)
+    for var, sub in ISOLATED_DIRS.items():
+        _saved_env[var] = os.environ.get(var)
+        os.environ[var] = str(root / sub)
+    for var in UNSET:
+        _saved_env[var] = os.environ.pop(var, None)
+    _saved_env["ADAAUG_OFFLINE"] = os.environ.get("ADAAUG_OFFLINE")
+    os.environ["ADAAUG_OFFLINE"] = "1"  # published weights are never downloaded (tests serve them locally)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import shutil
+
+    root = _saved_env.pop("_root", None)
+    for var, before in _saved_env.items():
+        if before is None:
+            os.environ.pop(var, None)
         else:
-            os.environ[key] = value
+            os.environ[var] = before
+    _saved_env.clear()
+    if root:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -111,17 +112,25 @@ def test_no_import_cycles():
 
 
 def test_importing_a_layer_loads_no_higher_layer():
-    # at run time too: import every module of a layer in a fresh interpreter, list what else got imported
-    code = ("import importlib, sys\n"
-            "mods = sys.argv[1:]\n"
-            "for m in mods: importlib.import_module(m)\n"
-            "print('\\n'.join(sorted(m for m in sys.modules if m.startswith('adaaug'))))")
-    for layer in ("augment", "data", "runtime", "corruptions", "evaluate", "train"):
-        mods = [m for m in MODULES if _package(m) == layer]
-        out = subprocess.run([sys.executable, "-c", code, *mods], capture_output=True, text=True, timeout=300)
-        assert out.returncode == 0, out.stderr[-2000:]
-        loaded = out.stdout.split()
-        higher = [m for m in loaded if m != "adaaug" and _package(m) != layer and _rank(m) >= LAYERS[layer]]
+    # at run time too: import every module of a layer with no adaaug module loaded, list what else got imported.
+    # One interpreter for all layers (torch is imported once): before each layer, every adaaug module is
+    # dropped from sys.modules, so each layer starts as in a fresh interpreter as far as adaaug is concerned.
+    layers = ("augment", "data", "runtime", "corruptions", "evaluate", "train")
+    code = ("import importlib, json, sys\n"
+            "loaded = {}\n"
+            "for layer, mods in json.loads(sys.argv[1]).items():\n"
+            "    for m in [m for m in sys.modules if m == 'adaaug' or m.startswith('adaaug.')]: del sys.modules[m]\n"
+            "    for m in mods: importlib.import_module(m)\n"
+            "    loaded[layer] = sorted(m for m in sys.modules if m.startswith('adaaug'))\n"
+            "print(json.dumps(loaded))")
+    mods = {layer: [m for m in MODULES if _package(m) == layer] for layer in layers}
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(mods)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    loaded = json.loads(out.stdout.splitlines()[-1])
+    assert sorted(loaded) == sorted(layers)
+    for layer in layers:
+        assert set(mods[layer]) <= set(loaded[layer])
+        higher = [m for m in loaded[layer] if m != "adaaug" and _package(m) != layer and _rank(m) >= LAYERS[layer]]
         assert not higher, f"importing adaaug.{layer} loaded {higher}"
 
 

@@ -96,18 +96,26 @@ _HUB_SCRIPT = """
 import sys, adaaug.weights as W
 from pathlib import Path
 W.packaged_dir = lambda: Path(sys.argv[1])
-try:
-    m = W.load_backbone("unet", "test")
-    print("LOADED", float(sum(p.sum() for p in m.parameters())))
-except Exception as e:
-    print("ERROR", type(e).__name__, e)
+def load():
+    try:
+        m = W.load_backbone("unet", "test")
+        print("LOADED", float(sum(p.sum() for p in m.parameters())), flush=True)
+    except Exception as e:
+        print("ERROR", type(e).__name__, e, flush=True)
+load()
+if len(sys.argv) > 2:  # then corrupt that cached file (its last byte) and load again
+    f = Path(sys.argv[2])
+    f.write_bytes(f.read_bytes()[:-1] + b"\\x00")
+    print("=== corrupted")
+    load()
 """
 
 
-def _run_offline(manifest_dir: Path, hf_home: Path) -> str:
+def _run_offline(manifest_dir: Path, hf_home: Path, *, corrupt: Path | None = None) -> str:
     env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
     env.pop("HF_HUB_CACHE", None)
-    out = subprocess.run([sys.executable, "-c", _HUB_SCRIPT, str(manifest_dir)], env=env, capture_output=True,
+    args = [str(manifest_dir)] + ([str(corrupt)] if corrupt else [])
+    out = subprocess.run([sys.executable, "-c", _HUB_SCRIPT, *args], env=env, capture_output=True,
                          text=True, timeout=120)
     return out.stdout + out.stderr
 
@@ -127,12 +135,13 @@ def test_hub_download_path_offline_from_a_populated_cache(exported, tmp_path):
     snap = repo_dir / "snapshots" / commit
     snap.mkdir(parents=True)
     (snap / path.name).write_bytes(path.read_bytes())
-    out = _run_offline(only_manifest, tmp_path / "hf")
+    # one interpreter loads the cached file, then (after it corrupted the file) loads again
+    out, corrupted = _run_offline(only_manifest, tmp_path / "hf", corrupt=snap / path.name).split("=== corrupted")
     assert "LOADED" in out, out
     assert abs(float(out.split("LOADED")[1]) - float(sum(p.detach().sum() for p in net.parameters()))) < 1e-3
     # a corrupted cached file is caught by the sha256
-    (snap / path.name).write_bytes(path.read_bytes()[:-1] + b"\x00")
-    assert "sha256 mismatch" in _run_offline(only_manifest, tmp_path / "hf")
+    assert (snap / path.name).read_bytes() == path.read_bytes()[:-1] + b"\x00"
+    assert "sha256 mismatch" in corrupted and "LOADED" not in corrupted, corrupted
 
 
 def test_offline_with_nothing_cached_says_where_it_looked(exported, tmp_path):
