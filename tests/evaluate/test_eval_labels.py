@@ -187,11 +187,11 @@ def test_checkpoint_records_class_names(tmp_path):
 
     from adaaug.models import build_classifier
     from adaaug.evaluate.command import load_model_and_classes
-    from adaaug.train.loop import _export
+    from adaaug.train.checkpoint import export_final
 
     model = build_classifier("resnet20", 6)
     cfg = SimpleNamespace(arch="resnet20", preset="cifar10", method="nominal")
-    _export(model, cfg, tmp_path / "final.safetensors", 6, CLASSES)
+    export_final(model, cfg, tmp_path / "final.safetensors", 6, CLASSES)
     loaded, classes = load_model_and_classes(checkpoint=tmp_path / "final.safetensors")
     assert classes == CLASSES and loaded.state_dict()["1.fc.weight"].shape[0] == 6
     torch.save({"model": model.state_dict(), "classes": CLASSES[::-1]}, tmp_path / "ck.pt")
@@ -208,7 +208,8 @@ def fake_checkpoint(tmp_path, monkeypatch):
     from adaaug.evaluate import command as evaluate
 
     state = {"recorded": CLASSES}
-    monkeypatch.setattr(evaluate, "load_model_and_classes", lambda *a, **k: (Oracle(), state["recorded"]))
+    described = {"arch": "oracle", "num_classes": len(CLASSES), "normalize": None, "method": None}
+    monkeypatch.setattr(evaluate, "load_model_described", lambda *a, **k: (Oracle(), state["recorded"], described))
     ck = tmp_path / "ck.pt"
     ck.write_bytes(b"")
     return ck, state

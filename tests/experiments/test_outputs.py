@@ -56,7 +56,7 @@ def test_eval_refuses_an_existing_out_before_evaluating(tmp_path, capsys, monkey
     res = tmp_path / "res.json"
     res.write_text("earlier")
     argv = ["eval", "--weights", "resnet20", "--data", str(tmp_path), "--out", str(res), "--device", "cpu"]
-    monkeypatch.setattr(command, "load_model_and_classes", lambda *a, **k: (_ for _ in ()).throw(
+    monkeypatch.setattr(command, "load_model_described", lambda *a, **k: (_ for _ in ()).throw(
         RuntimeError("reached the model")))
     assert cli(argv) == 2
     err = capsys.readouterr().err
