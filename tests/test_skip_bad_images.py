@@ -87,6 +87,10 @@ def test_eval_skips_and_reports_unreadable_files(tmp_path, capsys, image_size):
     assert report["skipped"] == {"count": 2, "files": expected}
     assert report["clean"]["n"] == 3 and report["cifar10_c"]["n_per_set"]["fog"] == [2, 2, 1, 2, 2]
     assert "Skipped 2 unreadable image file(s)" in captured.out and "automobile/1.png" in captured.out
+    # without the option the -C set's unreadable file is named, with the advice (its header is read first)
+    (data / "automobile" / "1.png").unlink()
+    line = _error(capsys, argv + ["--cifar-c", str(c_dir), "--overwrite"])
+    assert "fog/3/airplane/0.png" in line and "--skip-bad-images" in line
 
 
 @pytest.mark.parametrize("command", ["deepaugment-data", "train-backbone", "make-c"])

@@ -266,6 +266,10 @@ def make_c(source, out: str | os.PathLike, *, size: str = "auto", seed: int = 0,
     """
     from ..runtime.outdir import claim_output_dir
 
+    stale = remove_leftovers(Path(out))  # hidden files of a run killed outright: ours, never a user's
+    if stale and verbose:
+        print(f"make-c: removed {len(stale)} temporary file(s) of an earlier run that was killed: "
+              f"{', '.join(stale)}", file=sys.stderr)
     if not overwrite:
         claim_output_dir(out, overwrite=False, flag="--overwrite (overwrite=True)")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
@@ -295,10 +299,6 @@ def make_c(source, out: str | os.PathLike, *, size: str = "auto", seed: int = 0,
     params = resolve_params(size, h, w)
     check_size(size, params, h, w, names)
     out = Path(out)
-    stale = remove_leftovers(out)
-    if stale and verbose:
-        print(f"make-c: removed {len(stale)} temporary file(s) of an earlier run that was killed: "
-              f"{', '.join(stale)}", file=sys.stderr)
     from ..runtime.devices import removed_on_failure
     from ..runtime.outdir import file_record
     from ..runtime.progress import bar

@@ -93,8 +93,14 @@ def size_mismatch(where: str, found: Sequence[int], expect: Sequence[int]) -> st
 
 
 def image_file_size(path: str | os.PathLike) -> tuple[int, int]:
-    """``(H, W)`` of an image file, from its header (nothing decoded)."""
-    from PIL import Image
+    """``(H, W)`` of an image file, from its header (nothing decoded); :class:`~adaaug.data.images.BadImageError`
+    naming the file when it is not a readable image."""
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(path) as im:
-        return im.size[1], im.size[0]
+    from ..data.images import BadImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.size[1], im.size[0]
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
+        raise BadImageError(path, " ".join(str(err).split()) or type(err).__name__) from None

@@ -178,8 +178,22 @@ class CorruptionDir:
             for name, folder in self.folders.items():
                 for severity in range(1, 6):
                     files = FolderSource(folder / str(severity)).files if (folder / str(severity)).is_dir() else []
-                    if files and image_file_size(files[0]) != self.size:
-                        raise ValueError(size_mismatch(str(files[0]), image_file_size(files[0]), self.size))
+                    size = self._first_size(files)
+                    if size is not None and size[0] != self.size:
+                        raise ValueError(size_mismatch(str(size[1]), size[0], self.size))
+
+    def _first_size(self, files: list[Path]) -> tuple[tuple[int, int], Path] | None:
+        """``((H, W), file)`` of the first readable file's header (with ``skip_bad``, unreadable ones are passed
+        over: :meth:`source` leaves them out and names them); None for no file."""
+        from ..data.images import BadImageError
+
+        for f in files:
+            try:
+                return image_file_size(f), f
+            except BadImageError:
+                if not self.skip_bad:
+                    raise
+        return None
 
     @property
     def names(self) -> list[str]:

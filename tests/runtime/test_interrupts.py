@@ -108,9 +108,15 @@ def test_make_c_removes_leftovers_of_a_killed_run(make_image_folder, tmp_path):
     out.mkdir()
     for name in (".snow.tmp.npy", ".make_c.images.tmp.npy"):  # as SIGKILL leaves them
         np.save(out / name, np.zeros(3, np.uint8))
-    (out / ".keep.tmp.npy").write_bytes(b"not ours")
-    make_c(str(src), out, corruptions=["fog"], verbose=False)
-    assert sorted(p.name for p in out.iterdir()) == [".keep.tmp.npy", "fog.npy", "labels.npy", "make_c.json"]
+    make_c(str(src), out, corruptions=["fog"], verbose=False)  # the leftovers alone do not make OUT "not empty"
+    assert sorted(p.name for p in out.iterdir()) == ["fog.npy", "labels.npy", "make_c.json"]
+    other = tmp_path / "c2"
+    other.mkdir()
+    np.save(other / ".snow.tmp.npy", np.zeros(3, np.uint8))
+    (other / ".keep.tmp.npy").write_bytes(b"not ours")
+    with pytest.raises(FileExistsError, match="--overwrite"):  # a file that is not ours: refused, and kept
+        make_c(str(src), other, corruptions=["fog"], verbose=False)
+    assert sorted(p.name for p in other.iterdir()) == [".keep.tmp.npy"]
 
 
 # ---- deepaugment-data -------------------------------------------------------------------------------
@@ -136,7 +142,8 @@ def test_deepaugment_data_rerun_after_sigkill_needs_no_overwrite(make_image_fold
     assert main(["deepaugment-data", str(src), str(dst), "--weights", "none", "--no-progress"]) == 0
     assert "killed before it finished" in capsys.readouterr().err
     written = sorted(str(p.relative_to(dst)) for p in dst.rglob("*") if p.is_file())
-    assert written == sorted(str(p.relative_to(src)).rsplit(".", 1)[0] + ".png" for p in src.rglob("*.png"))
+    assert written == sorted([str(p.relative_to(src)).rsplit(".", 1)[0] + ".png" for p in src.rglob("*.png")]
+                             + ["deepaugment_data.json"])  # the images and the record of what was written
     # a folder that holds something else still needs --overwrite
     other = tmp_path / "other"
     other.mkdir()

@@ -33,7 +33,8 @@ def test_replaying_a_resumed_runs_record_is_a_new_run(cifar_train_subset, tmp_pa
     assert [json.loads(x)["epoch"] for x in (tmp_path / "new" / "metrics.jsonl").read_text().splitlines()] == [1]
     # into the run's own folder (the record's out): refused, naming the flag that continues it
     assert main(["train", "--config", str(run / "config.json"), "--no-progress"]) == 2
-    assert "pass --resume to continue that run, or choose another --out" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "checkpoint.pt exists: pass --resume" in err and "--overwrite" in err and "choose another --out" in err
 
 
 def test_a_record_of_an_earlier_version_with_resume_true_is_read_as_a_new_run(tmp_path):
@@ -88,7 +89,10 @@ def test_slow_ada_settings_are_told_before_the_first_step(cifar_train_subset, tm
     assert "(2 steps)" in line and "--ada-steps" in line
 
 
-def test_fast_settings_say_nothing_before_the_first_step(cifar_train_subset, tmp_path, capsys):
+def test_fast_settings_say_nothing_before_the_first_step(cifar_train_subset, tmp_path, capsys, monkeypatch):
+    from adaaug.train import timing
+
+    monkeypatch.setattr(timing, "SLOW_STEP_S", 60.0)  # a floor the tiny settings stay below on a loaded machine too
     train(TrainConfig(data=str(cifar_train_subset), out=str(tmp_path / "ada"), arch="resnet20", subset=32,
                       batch_size=16, epochs=1, warmup_epochs=0, device="cpu", progress=False, method="ada",
                       backbone="unet", backbone_weights=None, ada_steps=1, chunk_size=16))
