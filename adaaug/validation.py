@@ -43,13 +43,14 @@ def channel_hint(shape: tuple[int, ...], expected: int, *, own_backbone: bool = 
 
 
 def check_images(images: object, *, channels: int | None = None, multiple_of: int = 1, min_size: int = 1,
-                 name: str = "images", owner: str = "the backbone") -> bool:
+                 name: str = "images", owner: str = "the backbone", min_reason: str | None = None) -> bool:
     """Raise ``TypeError``/``ValueError`` unless ``images`` is a finite N×C×H×W tensor in [0, 1] (or uint8).
 
     Float values within :func:`range_tolerance` of [0, 1] (rounding error) are accepted: the return
     value is ``True`` when some lie outside [0, 1], and the caller must then use
     ``images.clamp(0, 1)`` (out of place: the tensor is the user's). ``owner`` names the network
-    whose ``channels``/``multiple_of`` are checked, for the messages.
+    whose ``channels``/``multiple_of`` are checked, for the messages; ``min_reason`` says why ``min_size``
+    (default: SSIM's window in AdA's line search).
     """
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(images).__name__}")
@@ -66,8 +67,8 @@ def check_images(images: object, *, channels: int | None = None, multiple_of: in
     if images.shape[0] and (h % multiple_of or w % multiple_of):
         raise ValueError(f"{name} are {h}×{w}; {owner} needs H and W divisible by {multiple_of} (pad or crop them)")
     if images.shape[0] and min(h, w) < min_size:
-        raise ValueError(f"{name} are {h}×{w}; need at least {min_size}×{min_size} for SSIM's 11×11 window (the "
-                         f"line search; ssim_threshold=None turns it off)")
+        raise ValueError(f"{name} are {h}×{w}; need at least {min_size}×{min_size} " + (
+            min_reason or "for SSIM's 11×11 window (the line search; ssim_threshold=None turns it off)"))
     if not images.is_floating_point() or not images.numel():
         return False
     # one device→host transfer for all three value checks

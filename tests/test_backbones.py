@@ -124,3 +124,15 @@ def test_cae_uses_pytorchs_default_leaky_relu_slope():
             conv.weight[:, :, 1, 1] = sign * torch.eye(128)
         h = torch.rand(1, 128, 4, 4) + 0.1  # positive, so conv1 makes it negative
         torch.testing.assert_close(block(h), h + 0.01 * (-h), rtol=1e-6, atol=1e-6)
+
+
+def test_cae_refuses_images_its_unpadded_decoder_cannot_take():
+    """DeepAugment's decoder starts with an unpadded 3×3 conv: the 3×3 latent of 12×12 images is the least."""
+    from adaaug.augment.deepaugment import DeepAugment
+
+    m = CAE().eval()
+    assert m(torch.rand(1, 3, 12, 12)).shape == (1, 3, 12, 12)
+    with pytest.raises(ValueError, match="at least 12"):
+        m(torch.rand(1, 3, 8, 8))
+    with pytest.raises(ValueError, match="at least 12×12 for the CAE"):
+        DeepAugment(m)(torch.rand(1, 3, 8, 8))

@@ -44,6 +44,7 @@ from torch.func import vmap
 from .. import paper
 from .._reparam import TensorSlots, swapped
 from ..backbones.cae import CAE
+from ..backbones.cae import MIN_SIZE as CAE_MIN_SIZE
 from ..backbones.edsr import EDSR
 from ..validation import check_positive, in_unit_range
 from . import deepaugment_ops as ops_mod
@@ -289,7 +290,8 @@ class DeepAugment:
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Distort ``x`` (``N×3×H×W``, [0, 1] float or uint8); one independent draw per example."""
         x = in_unit_range(x, channels=3, multiple_of=1 if self.kind == "edsr" else 4, name="images",
-                          owner=f"DeepAugment's {self.kind.upper()}")
+                          min_size=1 if self.kind == "edsr" else CAE_MIN_SIZE, owner=f"DeepAugment's {self.kind.upper()}",
+                          min_reason="for the CAE (its decoder's first conv is unpadded); resize or pad them")
         g = generator if generator is not None else self.generator
         if g is not None and not isinstance(g, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator, got {type(g).__name__}")

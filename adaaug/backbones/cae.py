@@ -18,7 +18,7 @@ Decoder (input: the code b ∈ {−1, +1}):
     saving it).
 LeakyReLU slope 0.01 (PyTorch's default). 42 tensors, 2,241,859 parameters, the count in App. B.1.
 
-Maps a [0, 1] image ``N×3×H×W`` (H, W divisible by 4) to the same size. Binarisation: in
+Maps a [0, 1] image ``N×3×H×W`` (H, W divisible by 4, at least 12) to the same size. Binarisation: in
 training mode stochastic, P(+1) = (1 + z)/2, as DeepAugment's CAE always does; in eval mode
 deterministic, sign(z). AdA runs the backbone in eval mode: its corruption c_{φ+δ}(x) must be a
 function of δ alone, so that the M gradient steps and the SSIM line search (App. F) see the same
@@ -39,6 +39,8 @@ from torch import nn
 LEAKY_SLOPE = 0.01
 # Zero padding before the encoder's stride-2 5×5 convolutions: (left, right, top, bottom).
 ENCODER_PAD = (1, 2, 1, 2)
+#: Smallest H and W: the decoder's unpadded first 3×3 conv needs a latent of at least 3×3 (H/4, W/4).
+MIN_SIZE = 12
 #: Recorded in the metadata of every CAE weights file adaaug writes; a file without it holds
 #: adaaug 0.3's layout (or another network) and is refused by :meth:`CAE.check_weights_metadata`.
 WEIGHTS_LAYOUT = "deepaugment-cae"
@@ -120,8 +122,9 @@ class CAE(nn.Module):
         return self.decode_unclamped(code).clamp(0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] % 4 or x.shape[-2] % 4:
-            raise ValueError(f"CAE needs H and W divisible by 4, got {tuple(x.shape[-2:])}")
+        if x.shape[-1] % 4 or x.shape[-2] % 4 or min(x.shape[-2:]) < MIN_SIZE:
+            raise ValueError(f"CAE needs H and W divisible by 4 and at least {MIN_SIZE} (its decoder's first conv is "
+                             f"unpadded), got {tuple(x.shape[-2:])}; resize or pad the images")
         return self.decode(binarize(self.encode(x), stochastic=self.training))
 
     @staticmethod
