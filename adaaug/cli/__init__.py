@@ -139,9 +139,29 @@ def main(argv: list[str] | None = None) -> int:
             raise
         if os.environ.get("ADAAUG_DEBUG") == "1":
             raise
-        print(interrupt_line(args.command, caught.signum or getattr(err, "signum", None), getattr(err, "hint", "")),
-              file=sys.stderr)
-        return exit_status(caught.signum or getattr(err, "signum", None))
+        signum, hint = caught.signum or getattr(err, "signum", None), getattr(err, "hint", "")
+        _release_frames(err)
+        print(interrupt_line(args.command, signum, hint), file=sys.stderr)
+        return exit_status(signum)
+
+
+def _release_frames(err: BaseException) -> None:
+    """Drop the interrupted command's frames now, with the errors of their objects' teardown silenced: a
+    DataLoader whose worker the same signal killed (a process group's SIGTERM) raises from its ``__del__``,
+    which Python would print as a traceback after the command's one line."""
+    import gc
+
+    previous = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None
+    try:
+        seen = set()
+        while err is not None and id(err) not in seen:
+            seen.add(id(err))
+            err.__traceback__ = None
+            err = err.__context__ or err.__cause__
+        gc.collect()
+    finally:
+        sys.unraisablehook = previous
 
 
 def _run(args: argparse.Namespace, run: Callable, sub: argparse._SubParsersAction) -> int:

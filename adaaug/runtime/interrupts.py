@@ -16,6 +16,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
@@ -122,6 +123,29 @@ def _worker_start(initializer: Callable[..., Any] | None, initargs: tuple) -> No
         initializer(*initargs)
 
 
+def _ready() -> None:
+    """A no-op run once per worker when the pool starts, so that every worker is launched up front."""
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM received in the block take effect when it ends (their handlers run then)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in handlers:
+        signal.signal(sig, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        for signum in pending[:1]:
+            signal.raise_signal(signum)
+
+
 @contextmanager
 def process_pool(workers: int, *, initializer: Callable[..., Any] | None = None,
                  initargs: tuple = ()) -> Iterator[Any]:
@@ -135,17 +159,26 @@ def process_pool(workers: int, *, initializer: Callable[..., Any] | None = None,
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    before = set(multiprocessing.active_children())  # the pool's workers are the children started after this
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start,
                                initargs=(initializer, initargs))
     try:
+        with _signals_deferred():  # a signal while a worker is being launched would cut its start-up pipe
+            for future in [pool.submit(_ready) for _ in range(workers)]:
+                future.result()
         yield pool
     except BaseException:
-        processes = list((getattr(pool, "_processes", None) or {}).values())
+        def ours() -> list:
+            return [c for c in multiprocessing.active_children() if c not in before]
+
+        for p in ours():  # before the pool closes its pipes: a worker still starting would fail reading them
+            p.terminate()
         pool.shutdown(wait=False, cancel_futures=True)
-        for p in processes:
-            if p.is_alive():
-                p.terminate()
-        for p in processes:
-            p.join(timeout=10)
+        deadline = time.monotonic() + 10
+        while ours() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for p in ours():  # one that got SIGTERM before it could act on it
+            p.kill()
+            p.join(timeout=5)
         raise
     pool.shutdown(wait=True)
