@@ -10,7 +10,7 @@ process pools that stop with the command), :mod:`adaaug.runtime.cost` (the floor
 AdA step, ``adaaug bench``'s cost model), :mod:`adaaug.runtime.provenance` (the ``producer`` of a record)
 and :mod:`adaaug.runtime.files` (result files written atomically).
 
-Layer: imports nothing of adaaug's; everything above the augmentations may use it. Names load on
+Layer: imports only the core's file helpers (``adaaug._files``); everything above the augmentations may use it. Names load on
 first access, so ``adaaug --help`` stays fast.
 """
 from __future__ import annotations
