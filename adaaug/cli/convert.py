@@ -13,7 +13,6 @@ interrupted run (Ctrl-C, SIGTERM) leaves no partial file.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 
@@ -40,10 +39,6 @@ def output_path(name: str, file: Path, out: Path) -> Path:
     return out / f"{name}-{file.stem}.safetensors"
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds through write_atomic, which removes its temporary file
-
-
 def main(args: argparse.Namespace) -> int:
     if args.name not in NAMES:
         raise UsageError(f"unknown NAME {args.name!r}; published checkpoints convert for: {', '.join(NAMES)}")
@@ -51,11 +46,9 @@ def main(args: argparse.Namespace) -> int:
     if not file.is_file():
         raise FileNotFoundError(f"FILE {file} does not exist")
     path = output_path(args.name, file, out)
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        write_converted(args.name, file, path, overwrite=args.overwrite, source=f"file {file.name}")
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    # SIGTERM is handled as Ctrl-C by the command line (adaaug.runtime.interrupts): it unwinds through
+    # write_atomic, which removes its temporary file, and the command ends with one line and status 143
+    write_converted(args.name, file, path, overwrite=args.overwrite, source=f"file {file.name}")
     print(f"wrote {path} and {path.with_suffix('.json').name}; pass weights='{path}' "
           f"(adaaug train: --backbone-weights {path})", file=sys.stdout)
     return 0

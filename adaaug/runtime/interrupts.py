@@ -13,6 +13,7 @@ interrupted, so that an interrupted command does not wait for its queue to drain
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -63,13 +64,21 @@ def terminate_as_interrupt() -> Iterator[SignalRecord]:
         yield record
         return
     _active.append(record)
+    owner = os.getpid()
 
+    # A process forked in the block (a DataLoader worker) inherits these handlers until it installs its own;
+    # a signal sent to the whole process group in that window is left to this process, which stops its
+    # workers, instead of raising in the child and printing the child's traceback.
     def on_term(signum: int, frame: Any) -> None:
+        if os.getpid() != owner:
+            return
         if record.signum is None:
             record.signum = signum
             raise Terminated()
 
     def on_int(signum: int, frame: Any) -> None:  # Python's own handler, which also records the signal
+        if os.getpid() != owner:
+            return
         if record.signum is None:
             record.signum = signum
         raise KeyboardInterrupt

@@ -76,6 +76,26 @@ def _sleep(seconds: float) -> int:
     return os.getpid()
 
 
+def _sleep_then_exit(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_child_forked_in_the_block_leaves_the_signal_to_the_parent(capfd, signum):
+    # A DataLoader worker is forked with the block's handlers and runs them until its worker_init_fn;
+    # a process-group signal in that window must not raise in the child (its traceback on stderr).
+    import multiprocessing
+
+    with terminate_as_interrupt() as record:
+        child = multiprocessing.get_context("fork").Process(target=_sleep_then_exit, args=(1.0,))
+        child.start()
+        time.sleep(0.2)
+        os.kill(child.pid, signum)
+        child.join(timeout=10)
+    assert child.exitcode == 0 and record.signum is None  # the child went on; the parent received nothing
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_process_pool_stops_its_workers_when_interrupted():
     t0 = time.monotonic()
     with pytest.raises(KeyboardInterrupt), process_pool(2) as pool:
