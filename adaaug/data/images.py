@@ -22,7 +22,9 @@ import torch
 
 
 _DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, getattr(errno, "EDQUOT", errno.ENOSPC)}
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+# torchvision's ImageFolder extensions (``torchvision.datasets.folder.IMG_EXTENSIONS``), any case: a tree it reads,
+# adaaug reads the same way
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"})
 SKIP_HINT = "pass --skip-bad-images to skip unreadable files"
 
 
@@ -90,21 +92,45 @@ def subset_indices(total: int, n: int | None, seed: int = 0) -> torch.Tensor:
     return torch.randperm(total, generator=g)[:n].sort().values
 
 
-def list_image_folder(root: str | os.PathLike) -> tuple[list[Path], list[int], list[str]]:
-    """``(files, labels, classes)`` of an ImageFolder tree: classes sorted, files sorted within a class.
+def _hidden(path: Path) -> bool:
+    return path.name.startswith(".")
 
-    Raises ``ValueError`` when ``root`` has no class sub-directories or no image files
-    (suffixes :data:`IMAGE_SUFFIXES`, any case).
+
+def class_folders(root: str | os.PathLike) -> list[str]:
+    """The class folders of an ImageFolder tree ``<root>/<class>/<image>``: its sub-directories, sorted by name.
+
+    Hidden ones (a name starting with ``.``) are not classes: ``.ipynb_checkpoints`` (Jupyter), ``.git``,
+    ``.Trash``; torchvision's ``ImageFolder`` would count them and shift every label after them.
+    """
+    return sorted(d.name for d in Path(root).iterdir() if d.is_dir() and not _hidden(d))
+
+
+def image_files(folder: str | os.PathLike) -> list[Path]:
+    """The image files directly in ``folder``, sorted by name: suffixes :data:`IMAGE_SUFFIXES` (any case).
+
+    Hidden files are not images: macOS writes a ``._<name>`` companion (AppleDouble metadata, about 4 kB) beside
+    each file it copies to an exFAT, FAT or network volume, with the image's own suffix.
+    """
+    return sorted(f for f in Path(folder).iterdir()
+                  if f.suffix.lower() in IMAGE_SUFFIXES and not _hidden(f) and f.is_file())
+
+
+def list_image_folder(root: str | os.PathLike) -> tuple[list[Path], list[int], list[str]]:
+    """``(files, labels, classes)`` of an ImageFolder tree: :func:`class_folders` and, within each,
+    :func:`image_files`; labels index ``classes``.
+
+    Raises ``FileNotFoundError`` when ``root`` is not a directory and ``ValueError`` when it has no class
+    sub-directories or no image files.
     """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"data directory {root} does not exist")
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+    classes = class_folders(root)
     if not classes:
         raise ValueError(f"{root} has no class sub-directories; expected the ImageFolder layout <root>/<class>/<image>")
     files, labels = [], []
     for label, cls in enumerate(classes):
-        found = sorted(f for f in (root / cls).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+        found = image_files(root / cls)
         files += found
         labels += [label] * len(found)
     if not files:

@@ -32,6 +32,7 @@ from torch import nn
 
 from .. import paper
 from ..classifier_checks import eval_logits, evaluated, input_dtype
+from ..data.images import class_folders
 from ..corruptions import BENCHMARK, EXTRA
 from .sets import ArraySource, CorruptionDir, ImageSource, open_image_set
 from .labels import align, num_outputs
@@ -144,7 +145,7 @@ def _check_c_classes(cdir: CorruptionDir, jobs, classes: list[str] | None, k: in
             if not folder.is_dir():
                 raise FileNotFoundError(f"{folder} is missing: the ImageNet-C layout needs severities 1..5 "
                                         f"(<corruption>/<severity>/<class>/)")
-            found = sorted(d.name for d in folder.iterdir() if d.is_dir())
+            found = class_folders(folder)
             numeric = bool(found) and all(n.isdigit() for n in found)
             labels = np.asarray([int(n) for n in found] if numeric else range(len(found)), dtype=np.int64)
             names, origin = None if numeric else found, "folders"

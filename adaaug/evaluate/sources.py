@@ -12,9 +12,9 @@ from typing import Iterator, Protocol, Sequence
 import numpy as np
 import torch
 
+from ..data.images import class_folders, image_files
 from .c_checks import image_file_size, size_mismatch
 
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm"}
 
 
 def _spread(total: int, n: int) -> np.ndarray:
@@ -110,14 +110,14 @@ class FolderSource:
         root = Path(root)
         if not root.is_dir():
             raise FileNotFoundError(f"image directory {root} does not exist")
-        names = sorted(d.name for d in root.iterdir() if d.is_dir())
+        names = class_folders(root)
         if not names:
             raise ValueError(f"{root} has no class sub-directories; expected <root>/<class>/<image>")
         numeric = all(n.isdigit() for n in names)
         self.files: list[Path] = []
         labels = []
         for i, name in enumerate(names):
-            found = sorted(f for f in (root / name).iterdir() if f.suffix.lower() in _IMAGE_SUFFIXES)
+            found = image_files(root / name)
             self.files += found
             labels += [int(name) if numeric else i] * len(found)
         if not self.files:

@@ -184,9 +184,10 @@ def resolve_spec(spec: str, dest: Path) -> str:
         with tarfile.open(archive) as tar:
             tar.extractall(target, filter="data")
         done.write_text(str(archive.resolve()) + "\n")
-    roots = [p for p in target.iterdir() if p.is_dir()]
-    # <split>/<class>/<image> or <class>/<image> directly
-    return str(roots[0]) if len(roots) == 1 and any(q.is_dir() for q in roots[0].iterdir()) else str(target)
+    from ..data.images import class_folders
+
+    roots = class_folders(target)  # <split>/<class>/<image> or <class>/<image> directly
+    return str(target / roots[0]) if len(roots) == 1 and class_folders(target / roots[0]) else str(target)
 
 
 def open_out(out: str | Path, data: str, dev: str) -> tuple[Path, str, str]:

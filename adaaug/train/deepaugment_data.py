@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+from ..data.images import image_files
+
 MANIFEST = "deepaugment_data.json"  # what a run wrote into DST: --overwrite removes exactly these files
 
 
@@ -42,8 +43,7 @@ def earlier_files(dst: Path) -> list[str]:
 
 def _listing(root: Path, classes: list[str]) -> list[tuple[str, str]]:
     """``(class, file stem)`` of every image, in ``load_image_folder``'s order."""
-    return [(cls, f.stem) for cls in classes for f in sorted((root / cls).iterdir())
-            if f.suffix.lower() in _SUFFIXES]
+    return [(cls, f.stem) for cls in classes for f in image_files(root / cls)]
 
 
 #: Written into DST while a run is under way: what that run created, for a rerun after a kill (SIGKILL).
@@ -128,7 +128,7 @@ def main(args: argparse.Namespace) -> int:
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()  # a class folder the earlier run made, now empty: training would count it as a class
     foreign = sorted(str(f.relative_to(dst)) for cls in data.classes if (dst / cls).is_dir()
-                     for f in (dst / cls).iterdir() if f.suffix.lower() in _SUFFIXES)
+                     for f in image_files(dst / cls))
     if foreign:
         raise FileExistsError(f"{dst} holds images that no earlier deepaugment-data run recorded writing "
                               f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}), which training "
