@@ -52,6 +52,7 @@ MODULE_COMMANDS: dict[str, tuple[str, ...] | str] = {
     "experiments/demo.py": ("demo",),
     "experiments/finetune.py": ("finetune",),
     "experiments/finetune_options.py": ("finetune",),
+    "experiments/archives.py": ("mini-protocol", "finetune", "gpu-compare"),
     "experiments/gpu_compare.py": ("gpu-compare",),
     "experiments/mini.py": ("mini-protocol",),
     "runtime/__init__.py": ANY,

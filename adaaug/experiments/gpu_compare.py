@@ -254,7 +254,7 @@ def run(cfg: CompareConfig, overwrite: bool = False) -> dict[str, Any]:
     from ..runtime.outdir import claim_output_files
     from ..train.distributed import resolve_device
     from .fast_recipe import Recipe
-    from .mini import resolve_spec
+    from .archives import resolve_spec
 
     cfg = cfg.resolved()
     start = time.monotonic()
@@ -265,8 +265,11 @@ def run(cfg: CompareConfig, overwrite: bool = False) -> dict[str, Any]:
     torch.backends.cudnn.benchmark = device.type == "cuda" or torch.backends.cudnn.benchmark
     out, work, tag = Path(cfg.out), Path(cfg.work), file_tag(cfg.rows, device.type)
     claim_output_files([out / f"{tag}.json", out / f"{tag}.md"], overwrite=overwrite, other="choose another --out")
-    out.mkdir(parents=True, exist_ok=True), work.mkdir(parents=True, exist_ok=True)
-    data_spec, dev_spec = resolve_spec(cfg.data, work / "data"), resolve_spec(cfg.dev, work / "data")
+    work.mkdir(parents=True, exist_ok=True)
+    elsewhere = "choose another --work folder"
+    data_spec, dev_spec = (resolve_spec(cfg.data, work / "data", elsewhere),
+                           resolve_spec(cfg.dev, work / "data", elsewhere))
+    out.mkdir(parents=True, exist_ok=True)
     dev = load_images(dev_spec, train=False).subset(cfg.dev_limit, cfg.seed)
     c_dir, make_c_log = work / "cifar10-c", work / "make-c.log"
     proc = _start_make_c(cfg, dev_spec, c_dir, make_c_log)

@@ -49,7 +49,6 @@ import dataclasses
 import json
 import shutil
 import sys
-import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +59,7 @@ import numpy as np
 from .. import paper
 from ..corruptions import BENCHMARK
 # SHORT and markdown_table are re-exported for callers of the earlier single module
+from .archives import resolve_spec
 from .mini_report import SHORT, data_label, machine_name, markdown_table, report, save_plot  # noqa: F401
 
 METHODS = ("nominal", "ada", "augmix", "ada+augmix")
@@ -169,27 +169,6 @@ def estimate_seconds(cfg: MiniConfig, train_images: int, dev_images: int) -> flo
 
 
 # ---- data ---------------------------------------------------------------------------------------
-def resolve_spec(spec: str, dest: Path) -> str:
-    """A data spec for :func:`~adaaug.data.images.load_images`; a ``.tar.gz`` is extracted (once) under ``dest``."""
-    if not spec.endswith((".tar.gz", ".tgz", ".tar")):
-        return spec
-    archive = Path(spec)
-    if not archive.is_file():
-        raise FileNotFoundError(f"archive {archive} does not exist")
-    target = dest / archive.name.split(".")[0]
-    done = target / ".extracted"
-    if not done.exists():
-        shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True)
-        with tarfile.open(archive) as tar:
-            tar.extractall(target, filter="data")
-        done.write_text(str(archive.resolve()) + "\n")
-    from ..data.images import class_folders
-
-    roots = class_folders(target)  # <split>/<class>/<image> or <class>/<image> directly
-    return str(target / roots[0]) if len(roots) == 1 and class_folders(target / roots[0]) else str(target)
-
-
 def open_out(out: str | Path, data: str, dev: str) -> tuple[Path, str, str]:
     """``OUT`` (created) and the training and dev specs, resolved by :func:`resolve_spec` under ``OUT/data``."""
     out = Path(out)

@@ -110,7 +110,7 @@ def test_deepaugment_data_writes_one_file_per_image(tmp_path):
 
 
 def test_an_archive_with_a_hidden_folder_beside_its_split(tmp_path):
-    from adaaug.experiments.mini import resolve_spec
+    from adaaug.experiments.archives import resolve_spec
 
     _messy_tree(tmp_path / "src" / "train")
     (tmp_path / "src" / ".ipynb_checkpoints").mkdir()
