@@ -120,7 +120,7 @@ def list_image_folder(root: str | os.PathLike) -> tuple[list[Path], list[int], l
     :func:`image_files`; labels index ``classes``.
 
     Raises ``FileNotFoundError`` when ``root`` is not a directory and ``ValueError`` when it has no class
-    sub-directories or no image files.
+    sub-directories, no image files, or a class folder without image files (as torchvision's ImageFolder).
     """
     root = Path(root)
     if not root.is_dir():
@@ -136,6 +136,12 @@ def list_image_folder(root: str | os.PathLike) -> tuple[list[Path], list[int], l
     if not files:
         raise ValueError(f"no images found under {root} (expected {', '.join(sorted(IMAGE_SUFFIXES))} files "
                          f"in <root>/<class>/)")
+    present = set(labels)
+    empty = [c for i, c in enumerate(classes) if i not in present]
+    if empty:  # a class no image has: the model would get an output that never trains (ImageFolder refuses too)
+        shown = ", ".join(empty[:5]) + (f", ... ({len(empty)} folders)" if len(empty) > 5 else "")
+        raise ValueError(f"{root} has class folders with no image files in them ({shown}); each would still be "
+                         f"a class of the model: remove them, or put images in them")
     return files, labels, classes
 
 

@@ -120,3 +120,14 @@ def test_an_archive_with_a_hidden_folder_beside_its_split(tmp_path):
             tar.add(entry, arcname=entry.name)
     spec = resolve_spec(str(archive), tmp_path / "extracted")
     assert Path(spec).name == "train" and list_image_folder(spec)[2] == ["bird", "cat", "dog"]
+
+
+def test_a_class_folder_without_images_is_refused_naming_it(tmp_path):
+    # torchvision's ImageFolder refuses it too; before, it became a class (an output that never trains)
+    root = _messy_tree(tmp_path / "data")
+    (root / "emu").mkdir()
+    (root / "emu" / "._img0.png").write_bytes(b"\x00\x05\x16\x07")  # only a companion file: still no image
+    with pytest.raises(ValueError, match=r"class folders with no image files in them \(emu\)"):
+        list_image_folder(root)
+    with pytest.raises(ValueError, match="emu"):
+        load_images(str(root))
