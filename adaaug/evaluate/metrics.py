@@ -32,8 +32,8 @@ from torch import nn
 
 from .. import paper
 from ..classifier_checks import eval_logits, evaluated, input_dtype
-from ..data.images import class_folders
 from ..corruptions import BENCHMARK, EXTRA
+from ..data.images import class_folders
 from .sets import ArraySource, CorruptionDir, ImageSource, open_image_set
 from .labels import align, num_outputs
 

@@ -16,7 +16,6 @@ from ..data.images import class_folders, image_files
 from .c_checks import image_file_size, size_mismatch
 
 
-
 def _spread(total: int, n: int) -> np.ndarray:
     """``n`` distinct, evenly spaced indices into ``range(total)`` (``n`` ≤ ``total``)."""
     if n <= 0:

@@ -58,8 +58,8 @@ import numpy as np
 
 from .. import paper
 from ..corruptions import BENCHMARK
-# SHORT and markdown_table are re-exported for callers of the earlier single module
 from .archives import resolve_spec
+# SHORT and markdown_table are re-exported for callers of the earlier single module
 from .mini_report import SHORT, data_label, machine_name, markdown_table, report, save_plot  # noqa: F401
 
 METHODS = ("nominal", "ada", "augmix", "ada+augmix")

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.images import image_files
+from ..data.images import class_folders, image_files
 
 MANIFEST = "deepaugment_data.json"  # what a run wrote into DST: --overwrite removes exactly these files
 
@@ -42,8 +42,23 @@ def earlier_files(dst: Path) -> list[str]:
 
 
 def _listing(root: Path, classes: list[str]) -> list[tuple[str, str]]:
-    """``(class, file stem)`` of every image, in ``load_image_folder``'s order."""
-    return [(cls, f.stem) for cls in classes for f in image_files(root / cls)]
+    """``(class, file stem)`` of every image, in ``load_image_folder``'s order.
+
+    Each copy is written as ``<class>/<stem>.png``, and training pairs an image with its copy by position, so
+    the copies must keep the images' order and their names must differ: ``ValueError`` names the files when
+    two images share a stem (``a.jpg``, ``a.png``) or when the copies would sort in another order.
+    """
+    listing = []
+    for cls in classes:
+        files = image_files(root / cls)
+        copies = [f.stem + ".png" for f in files]
+        for a, b, copy_a, copy_b in zip(files, files[1:], copies, copies[1:]):
+            if copy_a >= copy_b:
+                problem = "share a name" if copy_a == copy_b else "would sort in another order"
+                raise ValueError(f"{a.relative_to(root)} and {b.relative_to(root)} {problem} once written as "
+                                 f"{copy_a} and {copy_b}: rename one of them")
+        listing += [(cls, f.stem) for f in files]
+    return listing
 
 
 #: Written into DST while a run is under way: what that run created, for a rerun after a kill (SIGKILL).
@@ -110,8 +125,8 @@ def main(args: argparse.Namespace) -> int:
     if not args.overwrite:
         claim_output_dir(dst, overwrite=False)  # refused before any work
     device = resolve_checked(args.device)
+    files = _listing(src, class_folders(src))  # before decoding anything
     data = load_image_folder(src, cache=False)
-    files = _listing(src, data.classes)
     if len(files) != len(data):
         raise RuntimeError(f"listed {len(files)} files but decoded {len(data)} images under {src}")
     h, w = data.images.shape[-2:]

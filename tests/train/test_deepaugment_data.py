@@ -78,3 +78,16 @@ def test_overwrite_replaces_only_the_earlier_runs_files(tmp_path, capsys):
     capsys.readouterr()
     assert cli_main(["deepaugment-data", str(src), str(dst), "--weights", "none", "--overwrite"]) == 2
     assert "cat/stray.png" in capsys.readouterr().err and (dst / "notes.txt").exists()
+
+
+@pytest.mark.parametrize("names", [("img0.jpg", "img0.png"), ("a.jpg", "a.k.png")])
+def test_images_whose_copies_would_collide_or_reorder_are_named_before_any_work(tmp_path, capsys, names):
+    # a copy is <class>/<stem>.png, paired with its image by position: img0.jpg and img0.png would write one file;
+    # a.jpg < a.k.png but a.k.png < a.png, so the copies would pair with the wrong images
+    src = _folder(tmp_path / "src")
+    for name in names:
+        Image.new("RGB", (32, 32)).save(src / "dog" / name)
+    assert cli_main(["deepaugment-data", str(src), str(tmp_path / "out"), "--weights", "none"]) == 2
+    err = capsys.readouterr().err
+    assert f"dog/{names[0]} and dog/{names[1]}" in err and "rename one of them" in err
+    assert not (tmp_path / "out").exists()
