@@ -300,6 +300,21 @@ def test_data_dependent_errors_before_training(cifar_train_subset, cifar_dev_sub
     assert not (out / "checkpoint.pt").exists() and not (out / "metrics.jsonl").exists()
 
 
+def test_a_deepaugment_copy_of_other_images_is_refused(cifar_train_subset, tmp_path):
+    # the same classes, counts and sizes, but other files: before, image i was silently paired with copy i
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(cifar_train_subset, copy)
+    for f in sorted((copy / "cat").iterdir()):
+        f.rename(f.with_name("other_" + f.name))
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match=r"not aligned with --data .*: image \d+ is cat/cat_0000 there but "
+                                          r"cat/other_cat_0000 here"):
+        train(tiny(cifar_train_subset, out, method="deepaugment", deepaugment_data=str(copy)))
+    assert not (out / "checkpoint.pt").exists()
+
+
 def test_existing_run_needs_resume_and_same_settings(cifar_train_subset, tmp_path):
     out = tmp_path / "run"
     train(tiny(cifar_train_subset, out, subset=128))
