@@ -19,12 +19,31 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ._files import cache_dir, git_blob_sha1, sha256_of, write_atomic
+
+_PYTHON_WEIGHTS = re.compile(r"weights='([^']*)'")
+
+
+class WeightsAdvice:
+    """Mixin of the weights errors, whose advice is written for Python (``weights='X'``): on the command line
+    the advice names the command's own option instead, ``--backbone-weights X`` or ``--weights X``."""
+
+    def for_command(self, has_option: Callable[[str], bool]) -> str:
+        for option in ("--backbone-weights", "--weights"):
+            if has_option(option):
+                return _PYTHON_WEIGHTS.sub(lambda m: f"{option} {m.group(1)}", str(self))
+        return str(self)
+
+
+class WeightsNotFoundError(WeightsAdvice, FileNotFoundError):
+    """Published weights that could not be had (offline, no network, caching off); the message gives the URL
+    and the ``adaaug convert-weights`` command."""
 
 #: bump when the conversion changes, so that stale cache entries are not read
 CONVERSION_VERSION = 1
@@ -251,7 +270,7 @@ def fetch_published(name: str, pub: PublishedFile, looked: list[str]) -> Path:
     """
     d = cache_dir()
     if d is None:
-        raise FileNotFoundError(f"weights {name!r}/{pub.tag!r} are downloaded into adaaug's cache, which "
+        raise WeightsNotFoundError(f"weights {name!r}/{pub.tag!r} are downloaded into adaaug's cache, which "
                                 f"ADAAUG_CACHE turns off. Fix: {manual_fix(name, pub)}")
     original = d / "downloads" / pub.filename
     if original.is_file():
@@ -262,12 +281,12 @@ def fetch_published(name: str, pub: PublishedFile, looked: list[str]) -> Path:
     if not original.is_file():
         looked = [*looked, f"cache {original}", pub.url]
         if os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "no", "false", "off"):
-            raise FileNotFoundError(f"could not find weights {name!r}/{pub.tag!r}. Looked at: {'; '.join(looked)} "
+            raise WeightsNotFoundError(f"could not find weights {name!r}/{pub.tag!r}. Looked at: {'; '.join(looked)} "
                                     f"(not downloaded: {OFFLINE_ENV} is set). Fix: {manual_fix(name, pub)}")
         try:
             _download(name, pub, original)
         except OSError as err:  # no network, HTTP error, timeout, unwritable cache
-            raise FileNotFoundError(f"could not get weights {name!r}/{pub.tag!r}. Looked at: {'; '.join(looked)} "
+            raise WeightsNotFoundError(f"could not get weights {name!r}/{pub.tag!r}. Looked at: {'; '.join(looked)} "
                                     f"({type(err).__name__}: {err}). Fix: {manual_fix(name, pub)}") from err
     converted = cached_conversion(name, original, source=f"{pub.publisher}: {pub.url}")
     return converted if converted is not None else original  # an unwritable cache: converted on each load

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ._files import sha256_of  # noqa: F401  (part of this module's API)
+from .published_weights import WeightsAdvice
 
 MANIFEST_NAME = "manifest.json"
 DEFAULT_HUB_REPO = "adaaug/corruption-networks"
@@ -165,7 +166,7 @@ def freeze(module: nn.Module) -> nn.Module:
     return module
 
 
-class UnknownWeightsError(FileNotFoundError, ValueError):
+class UnknownWeightsError(WeightsAdvice, FileNotFoundError, ValueError):
     """A weights tag that is neither in the manifest nor a published checkpoint's; both a
     ``FileNotFoundError`` (no such file) and a ``ValueError`` (the argument names nothing known)."""
 

@@ -258,6 +258,29 @@ def test_offline_error_names_the_url_and_convert_weights(cache, monkeypatch):
     assert not list(cache.rglob("*.state"))
 
 
+@pytest.mark.parametrize("tag", ["deepaugment", "imagenet"])  # offline (WeightsNotFoundError), unknown tag
+def test_weights_advice_names_each_commands_own_option(cache, tmp_path, capsys, tag):
+    # the advice is written for Python (weights='...'); a command gives its own option instead
+    from PIL import Image
+
+    with pytest.raises(FileNotFoundError, match="weights='"):
+        W.load_backbone("edsr", tag)
+    src = tmp_path / "src"
+    for c in ("a", "b"):
+        (src / c).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (32, 32), (40 * i, 0, 0)).save(src / c / f"{i}.png")
+    runs = {"--weights": ["deepaugment-data", str(src), str(tmp_path / "da"), "--weights", tag],
+            "--backbone-weights": ["train", "--data", str(src), "--out", str(tmp_path / "run"), "--method", "ada",
+                                   "--backbone", "edsr", "--backbone-weights", tag, "--epochs", "1", "--warmup-epochs", "0",
+                                   "--batch-size", "2", "--device", "cpu", "--workers", "0"]}
+    for option, argv in runs.items():
+        assert cli(argv) == 2
+        err = capsys.readouterr().err
+        assert "weights='" not in err and f"{option} " in err.split("error:", 1)[1], (option, err)
+        assert f"{option} path/to/" in err or f"{option} deepaugment" in err, err
+
+
 def test_published_files_name_their_pinned_sources():
     by = {(p.family, p.tag): p for p in P.PUBLISHED_FILES}
     assert by["edsr", "deepaugment"].digest == "c69235dd5286cef22d9d7bd8c409fad7f2a1c6db"

@@ -92,8 +92,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dst", help="output directory; gets the same layout, PNG files")
     parser.add_argument("--backbone", choices=("edsr", "cae"), default="edsr",
                         help="DeepAugment network (Hendrycks et al. use both, one copy each)")
-    parser.add_argument("--weights", default="cifar10", help="backbone weights tag or .safetensors path; "
-                                                             "'none' for an untrained network (testing only)")
+    parser.add_argument("--weights", default="cifar10", help="backbone weights: a tag (cifar10: adaaug's packaged "
+                        "networks; deepaugment: DeepAugment's published EDSR and CAE, downloaded and checked on first "
+                        "use), a .safetensors file or a published checkpoint file; 'none' for an untrained network "
+                        "(testing only)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the distortions")
     parser.add_argument("--batch-size", type=int, default=64, help="images per batch")
     parser.add_argument("--chunk-size", type=int, default=16, help="examples per vmap chunk (memory)")

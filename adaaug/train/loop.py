@@ -183,7 +183,9 @@ def build_model(cfg: TrainConfig, env: D.DistEnv, rt: Runtime, data: TrainData, 
     except (ValueError, FileNotFoundError) as err:
         hint = (" (pass --backbone-weights with a tag (cifar10, deepaugment), a weights file, NAME=WEIGHTS,... "
                 "per backbone, or 'none' for an untrained backbone)") if cfg.uses_ada and "weights" in str(err) else ""
-        raise ConfigError(f"cannot build the {cfg.method!r} augmentation pipeline: {err}{hint}") from err
+        advice = getattr(err, "for_command", None)  # weights advice written for Python, as this command's option
+        text = advice(lambda option: option == "--backbone-weights") if callable(advice) else str(err)
+        raise ConfigError(f"cannot build the {cfg.method!r} augmentation pipeline: {text}{hint}") from err
     steps = data.source.steps_per_epoch()
     opt = torch.optim.SGD(model.parameters(), lr=cfg.peak_lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                           weight_decay=cfg.weight_decay)
