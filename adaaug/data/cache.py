@@ -30,12 +30,15 @@ _VERSION = "folder-v2"
 
 
 def folder_key(root: Path, files: Iterable[Path]) -> str:
-    """sha256 (hex) over ``root``'s resolved path and each file's relative path, size and mtime (ns)."""
-    root = Path(root).resolve()
-    h = hashlib.sha256(f"{_VERSION}\n{root}\n".encode())
+    """sha256 (hex) over ``root``'s resolved path and each file's path relative to ``root``, size and mtime (ns).
+
+    ``files`` lie under ``root`` as listed (:func:`~adaaug.data.images.list_image_folder`); a class folder or an
+    image may be a symbolic link to elsewhere, so the paths are taken before links are resolved.
+    """
+    h = hashlib.sha256(f"{_VERSION}\n{Path(root).resolve()}\n".encode())
     for f in files:
         st = os.stat(f)
-        h.update(f"{Path(f).resolve().relative_to(root)}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+        h.update(f"{os.path.relpath(f, root)}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
 
 

@@ -106,13 +106,24 @@ def class_folders(root: str | os.PathLike) -> list[str]:
 
 
 def image_files(folder: str | os.PathLike) -> list[Path]:
-    """The image files directly in ``folder``, sorted by name: suffixes :data:`IMAGE_SUFFIXES` (any case).
+    """The image files in ``folder`` and its sub-folders, in torchvision's ImageFolder order: folders by path,
+    files by name within each; suffixes :data:`IMAGE_SUFFIXES` (any case). Symbolic links are followed (a
+    folder reached twice is read once).
 
-    Hidden files are not images: macOS writes a ``._<name>`` companion (AppleDouble metadata, about 4 kB) beside
-    each file it copies to an exFAT, FAT or network volume, with the image's own suffix.
+    Hidden files and folders are left out: macOS writes a ``._<name>`` companion (AppleDouble metadata, about
+    4 kB) beside each file it copies to an exFAT, FAT or network volume, with the image's own suffix.
     """
-    return sorted(f for f in Path(folder).iterdir()
-                  if f.suffix.lower() in IMAGE_SUFFIXES and not _hidden(f) and f.is_file())
+    found, seen = [], set()
+    for top, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:  # a link back up the tree: walking it again would never end
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found.append((top, sorted(Path(top, n) for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES
+                                  and not n.startswith(".") and os.path.isfile(os.path.join(top, n)))))
+    return [f for _, files in sorted(found, key=lambda entry: entry[0]) for f in files]
 
 
 def list_image_folder(root: str | os.PathLike) -> tuple[list[Path], list[int], list[str]]:

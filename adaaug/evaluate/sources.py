@@ -126,8 +126,9 @@ class FolderSource:
         self.numeric, self.size, self.root, self.expect = numeric, size, root, expect
 
     def keys(self) -> list[str]:
-        """Each image's ``<class folder>/<file name>``, in order: what names the same image at every severity."""
-        return [f"{f.parent.name}/{f.name}" for f in self.files]
+        """Each image's path below the set's folder (``<class>/<file name>``, with the sub-folders between), in order:
+        what names the same image at every severity."""
+        return [f.relative_to(self.root).as_posix() for f in self.files]
 
     def select(self, keys: Sequence[str]) -> "FolderSource":
         """The images named by ``keys`` (from :meth:`keys`), in that order; ``KeyError`` for one not here."""

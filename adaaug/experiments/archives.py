@@ -2,8 +2,10 @@
 ``.tgz`` or ``.tar`` of an ImageFolder tree is extracted once into a folder of its own and used from there."""
 from __future__ import annotations
 
+import gzip
 import shutil
 import tarfile
+import zlib
 from pathlib import Path
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
@@ -15,7 +17,9 @@ def resolve_spec(spec: str, dest: Path, elsewhere: str = "choose another --out f
     file, size or modification time: the marker ``.extracted`` records them).
 
     Raises ``FileExistsError`` when that folder holds files adaaug did not extract (the message ends with
-    ``elsewhere``, the caller's way out); what a killed extraction left (its marker ``.extracting``) is replaced.
+    ``elsewhere``, the caller's way out), and ``ValueError`` when the archive cannot be extracted (not a tar file,
+    truncated, or a member that would land outside the folder: an absolute link, ``..``); what a killed extraction
+    left (its marker ``.extracting``) is replaced.
     """
     from ..data.images import class_folders
 
@@ -37,8 +41,15 @@ def resolve_spec(spec: str, dest: Path, elsewhere: str = "choose another --out f
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
         started.write_text(record)
-        with tarfile.open(archive) as tar:
-            tar.extractall(target, filter="data")
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(target, filter="data")  # refuses links out of the folder, absolute paths, devices
+        # not a tar file, truncated, or a member the filter refuses
+        except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as err:
+            shutil.rmtree(target, ignore_errors=True)
+            reason = " ".join(str(err).split()) or type(err).__name__
+            raise ValueError(f"cannot extract {archive}: {reason}; pass a .tar.gz, .tgz or .tar of "
+                             f"an image folder whose links stay inside it, or the extracted folder itself") from None
         done.write_text(record)
         started.unlink()
     roots = class_folders(target)  # <split>/<class>/<image> or <class>/<image> directly

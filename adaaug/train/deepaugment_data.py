@@ -2,9 +2,9 @@
 
 The AdA paper trains "+ DeepAugment" models by drawing each sample either from the
 clean training set or from a DeepAugment-processed copy of it (App. E.5). This writes
-that copy: ``DST/<class>/<stem>.png`` for every ``SRC/<class>/<image>``, same layout,
-same file stems, so sample ``i`` of both trees is the same image (both are read in the
-sorted order of :func:`adaaug.data.images.load_image_folder`). Images must all have
+that copy: ``DST/<class>/<stem>.png`` for every ``SRC/<class>/<image>`` (sub-folders of a class kept),
+same layout, same file stems, so sample ``i`` of both trees is the same image (both are read in the
+order of :func:`adaaug.data.images.load_image_folder`). Images must all have
 the same size (a limit of ``load_image_folder``). Seeded: the same seed, batch size,
 backbone and weights give the same files on CPU.
 
@@ -41,23 +41,24 @@ def earlier_files(dst: Path) -> list[str]:
     return [f for f in listed if isinstance(f, str)] + [MANIFEST]
 
 
-def _listing(root: Path, classes: list[str]) -> list[tuple[str, str]]:
-    """``(class, file stem)`` of every image, in ``load_image_folder``'s order.
+def _listing(root: Path, classes: list[str]) -> list[str]:
+    """Where each image's copy goes, relative to DST: ``<class>/<sub-folders>/<stem>.png``, in
+    ``load_image_folder``'s order.
 
-    Each copy is written as ``<class>/<stem>.png``, and training pairs an image with its copy by position, so
-    the copies must keep the images' order and their names must differ: ``ValueError`` names the files when
-    two images share a stem (``a.jpg``, ``a.png``) or when the copies would sort in another order.
+    Training pairs an image with its copy by position, so the copies must keep the images' order and their
+    names must differ: ``ValueError`` names the files when two images of a folder share a stem (``a.jpg``,
+    ``a.png``) or when their copies would sort in another order (``a.jpg``, ``a.k.png``).
     """
     listing = []
     for cls in classes:
         files = image_files(root / cls)
-        copies = [f.stem + ".png" for f in files]
-        for a, b, copy_a, copy_b in zip(files, files[1:], copies, copies[1:]):
-            if copy_a >= copy_b:
+        for a, b in zip(files, files[1:]):
+            copy_a, copy_b = a.stem + ".png", b.stem + ".png"
+            if a.parent == b.parent and copy_a >= copy_b:
                 problem = "share a name" if copy_a == copy_b else "would sort in another order"
-                raise ValueError(f"{a.relative_to(root)} and {b.relative_to(root)} {problem} once written as "
-                                 f"{copy_a} and {copy_b}: rename one of them")
-        listing += [(cls, f.stem) for f in files]
+                raise ValueError(f"{a.relative_to(root).as_posix()} and {b.relative_to(root).as_posix()} {problem} "
+                                 f"once written as {copy_a} and {copy_b}: rename one of them")
+        listing += [f.relative_to(root).with_suffix(".png").as_posix() for f in files]
     return listing
 
 
@@ -141,9 +142,10 @@ def main(args: argparse.Namespace) -> int:
     da = DeepAugment(args.backbone, weights=weights, generator=generator, chunk_size=args.chunk_size)
     earlier = earlier_files(dst)
     claim_output_dir(dst, overwrite=True, earlier=earlier)
-    for folder in {dst / Path(f).parent for f in earlier if Path(f).parent != Path(".")}:
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()  # a class folder the earlier run made, now empty: training would count it as a class
+    for folder in sorted({dst / Path(f).parent for f in earlier}, key=lambda p: len(p.parts), reverse=True):
+        while folder != dst and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()  # a folder the earlier run made, now empty (an empty class folder is refused by training)
+            folder = folder.parent
     foreign = sorted(str(f.relative_to(dst)) for cls in data.classes if (dst / cls).is_dir()
                      for f in image_files(dst / cls))
     if foreign:
@@ -158,7 +160,7 @@ def main(args: argparse.Namespace) -> int:
             seconds = _write(da, data, files, dst, device, args)
             (dst / MANIFEST).write_text(json.dumps({"src": str(src), "backbone": args.backbone, "weights": weights,
                                                     "seed": args.seed,
-                                                    "files": [f"{c}/{stem}.png" for c, stem in files]},
+                                                    "files": files},
                                                    indent=2) + "\n")
         except BaseException:
             (dst / MARKER).unlink(missing_ok=True)
@@ -170,12 +172,12 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write(da, data, files: list[tuple[str, str]], dst: Path, device: torch.device, args: argparse.Namespace) -> float:
-    """Process and write every image; returns the seconds it took."""
+def _write(da, data, files: list[str], dst: Path, device: torch.device, args: argparse.Namespace) -> float:
+    """Process and write every image (``files``: from :func:`_listing`); returns the seconds it took."""
     from PIL import Image
 
-    for cls in data.classes:
-        (dst / cls).mkdir(parents=True, exist_ok=True)
+    for folder in sorted({(dst / f).parent for f in files}):
+        folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     from ..runtime.progress import bar
 
@@ -186,6 +188,5 @@ def _write(da, data, files: list[tuple[str, str]], dst: Path, device: torch.devi
         batch = data.images[lo:lo + args.batch_size].to(device)
         out = da(batch).permute(0, 2, 3, 1).cpu().numpy()  # uint8 in, uint8 out
         for k, array in enumerate(out):
-            cls, stem = files[lo + k]
-            Image.fromarray(np.ascontiguousarray(array)).save(dst / cls / f"{stem}.png")
+            Image.fromarray(np.ascontiguousarray(array)).save(dst / files[lo + k])
     return time.perf_counter() - start

@@ -156,13 +156,13 @@ def _load_memory(spec: str, train: bool, cfg: TrainConfig, env: D.DistEnv) -> Im
 
 def _aligned_copy(spec: str, full: ImageSet, cfg: TrainConfig) -> ImageSet:
     if not cfg.data.startswith("cifar10:"):  # image i is paired with copy i: the same <class>/<name> in both
-        names = [[(f.parent.name, f.stem) for f in list_image_folder(d)[0]] for d in (cfg.data, spec)]
+        names = [[f.relative_to(d).with_suffix("").as_posix() for f in list_image_folder(d)[0]]
+                 for d in (cfg.data, spec)]
         first = next((i for i, (a, b) in enumerate(zip(*names)) if a != b), None)
         if first is not None:
-            (ca, na), (cb, nb) = names[0][first], names[1][first]
             raise ConfigError(f"--deepaugment-data {spec} is not aligned with --data {cfg.data}: image {first} is "
-                              f"{ca}/{na} there but {cb}/{nb} here; write it from the same training set with "
-                              f"`adaaug deepaugment-data`")
+                              f"{names[0][first]} there but {names[1][first]} here; write it from the same training "
+                              f"set with `adaaug deepaugment-data`")
     copy = load_images(spec, skip_bad=cfg.skip_bad_images)
     same_labels = len(copy) == len(full) and torch.equal(copy.labels, full.labels)
     if not same_labels or copy.images.shape[1:] != full.images.shape[1:]:

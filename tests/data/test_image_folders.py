@@ -19,6 +19,7 @@ from PIL import Image
 from adaaug.data.images import IMAGE_SUFFIXES, list_image_folder, load_images
 
 FORMATS = (".png", ".JPG", ".ppm", ".tif", ".pgm", ".bmp", ".webp", ".jpeg", ".tiff")
+N_IMAGES = 3 * (len(FORMATS) + 3 * 2) + 3  # per class: one per format, 2 in each of 3 sub-folders; eagle: 3
 
 
 def _messy_tree(root: Path, size: int = 16) -> Path:
@@ -32,9 +33,19 @@ def _messy_tree(root: Path, size: int = 16) -> Path:
             (root / name / f"._img{k}{suffix}").write_bytes(b"\x00\x05\x16\x07" + rng.bytes(4092))  # AppleDouble
         (root / name / "notes.txt").write_text("not an image")
         (root / name / ".DS_Store").write_bytes(rng.bytes(64))
+        for sub in ("sub", "sub/deeper", "sub b", ".cache"):  # ImageFolder reads sub-folders, not hidden ones here
+            (root / name / sub).mkdir()
+            for k in range(2):
+                Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(root / name / sub / f"s{k}.png")
     hidden = root / ".ipynb_checkpoints"
     hidden.mkdir()
     Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(hidden / "stray.png")
+    # a class folder that is a symbolic link to one outside the tree (images kept on another disk)
+    elsewhere = root.parent / f"{root.name}-elsewhere" / "eagle"
+    elsewhere.mkdir(parents=True)
+    for k in range(3):
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(elsewhere / f"e{k}.jpg")
+    (root / "eagle").symlink_to(elsewhere, target_is_directory=True)
     return root
 
 
@@ -60,9 +71,9 @@ def test_list_image_folder_matches_imagefolder_without_hidden_entries(tmp_path):
     root = _messy_tree(tmp_path / "data")
     files, labels, classes = list_image_folder(root)
     ref_files, ref_labels, ref_classes = _reference(root, tmp_path)
-    assert classes == ref_classes == ["bird", "cat", "dog"]
+    assert classes == ref_classes == ["bird", "cat", "dog", "eagle"]
     assert [str(f.relative_to(root)) for f in files] == ref_files and labels == ref_labels
-    assert len(files) == 3 * len(FORMATS)
+    assert len(files) == N_IMAGES
 
 
 def test_a_messy_tree_decodes_into_memory(tmp_path):
@@ -92,10 +103,10 @@ def test_a_c_folder_with_hidden_entries_matches_the_model_classes(tmp_path):
         _messy_tree(tmp_path / "c" / "fog" / str(severity))
     cdir = CorruptionDir(tmp_path / "c", None)
     # before: ".ipynb_checkpoints" was a class the model does not have (ValueError)
-    _check_c_classes(cdir, [("fog", s) for s in range(1, 6)], ["bird", "cat", "dog"], 3)
-    assert len(cdir.source("fog", 3)) == 3 * len(FORMATS)
-    with pytest.raises(ValueError, match="dog"):  # the check still refuses a class the model lacks
-        _check_c_classes(cdir, [("fog", 1)], ["bird", "cat"], 2)
+    _check_c_classes(cdir, [("fog", s) for s in range(1, 6)], ["bird", "cat", "dog", "eagle"], 4)
+    assert len(cdir.source("fog", 3)) == N_IMAGES
+    with pytest.raises(ValueError, match="eagle"):  # the check still refuses a class the model lacks
+        _check_c_classes(cdir, [("fog", 1)], ["bird", "cat", "dog"], 3)
 
 
 def test_deepaugment_data_writes_one_file_per_image(tmp_path):
@@ -115,11 +126,11 @@ def test_an_archive_with_a_hidden_folder_beside_its_split(tmp_path):
     _messy_tree(tmp_path / "src" / "train")
     (tmp_path / "src" / ".ipynb_checkpoints").mkdir()
     archive = tmp_path / "data.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        for entry in (tmp_path / "src").iterdir():
-            tar.add(entry, arcname=entry.name)
+    with tarfile.open(archive, "w:gz", dereference=True) as tar:  # the linked class folder as files
+        for name in ("train", ".ipynb_checkpoints"):
+            tar.add(tmp_path / "src" / name, arcname=name)
     spec = resolve_spec(str(archive), tmp_path / "extracted")
-    assert Path(spec).name == "train" and list_image_folder(spec)[2] == ["bird", "cat", "dog"]
+    assert Path(spec).name == "train" and list_image_folder(spec)[2] == ["bird", "cat", "dog", "eagle"]
 
 
 def test_a_class_folder_without_images_is_refused_naming_it(tmp_path):

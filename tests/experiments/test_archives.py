@@ -81,3 +81,19 @@ def test_gpu_compare_names_its_work_option(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "choose another --work folder" in err[0] and mine.read_text() == "a user's file"
     assert not (tmp_path / "out").exists()  # nothing written for a run that did not start
+
+
+@pytest.mark.parametrize("damage", ["absolute link", "truncated", "not a tar file"])
+def test_an_archive_that_cannot_be_extracted_is_named_and_leaves_nothing(tmp_path, damage):
+    archive = tmp_path / "set.tar.gz"
+    if damage == "absolute link":  # tarfile's "data" filter refuses it (it would point outside the folder)
+        (tmp_path / "src" / "a").mkdir(parents=True)
+        (tmp_path / "src" / "b").symlink_to(tmp_path / "src" / "a", target_is_directory=True)
+        with tarfile.open(archive, "w:gz") as tar:
+            tar.add(tmp_path / "src", arcname="split")
+    else:
+        whole = _archive(tmp_path / "whole.tar.gz", tmp_path, ("a", "b")).read_bytes()
+        archive.write_bytes(whole[: len(whole) // 2] if damage == "truncated" else b"PK\x03\x04 a zip file")
+    with pytest.raises(ValueError, match="cannot extract .*set.tar.gz: .*the extracted folder itself"):
+        resolve_spec(str(archive), tmp_path / "data")
+    assert not (tmp_path / "data" / "set").exists()
