@@ -46,6 +46,22 @@ def _one_line(capsys, argv: list[str], *needles: str) -> str:
 
 
 # ---- image sizes against the preset and the backbones ------------------------------------------------------
+def test_mixed_sizes_are_named_alike_and_each_command_gives_its_own_way_out(tmp_path, capsys):
+    # one folder, images 32×32 and 48 wide × 40 high: every command names the sizes the same way (width×height)
+    # and the option it has (before: eval and deepaugment-data were told of train's --data-path)
+    data = _folder(tmp_path / "mixed", [(32, 32), (40, 48)])
+    runs = {"train": (["train", "--data", str(data), "--batch-size", "4", "--data-path", "memory", "--workers", "0",
+                       "--out", str(tmp_path / "run")] + TRAIN, "--preset imagenet"),
+            "eval": (["eval", "--weights", "resnet20", "--data", str(data), "--out", str(tmp_path / "e.json"),
+                      "--device", "cpu"], "adaaug eval --image-size N"),
+            "deepaugment-data": (["deepaugment-data", str(data), str(tmp_path / "da"), "--weights", "none"],
+                                 "resize them to one size")}
+    for command, (argv, way) in runs.items():
+        err = _one_line(capsys, argv, "(32×32, 48×40)", way)
+        assert "--data-path" not in err or command == "train", err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "e.json").exists() and not (tmp_path / "da").exists()
+
+
 @pytest.mark.parametrize("data_path", ["auto", "stream", "memory"])
 def test_mixed_sizes_stop_train_before_anything_is_written(tmp_path, capsys, data_path):
     data = _folder(tmp_path / "mixed", [(32, 32), (40, 40)])
@@ -74,12 +90,13 @@ def test_mixed_evaluation_sizes_without_a_crop_stop_before_training(tmp_path, ca
 
 
 def test_backbone_side_multiple_is_checked_before_the_first_step(tmp_path, capsys):
-    """50×70 images with --backbone cae (sides must be multiples of 4): the message names the sizes that work."""
+    """Images 50 high and 70 wide with --backbone cae (sides must be multiples of 4): the message names the sizes
+    that work, width×height as every size message."""
     data = _folder(tmp_path / "odd", [(50, 70)])
     out = tmp_path / "run"
     _one_line(capsys, ["train", "--data", str(data), "--batch-size", "4", "--method", "ada", "--backbone", "cae",
                        "--backbone-weights", "none", "--ada-steps", "1", "--out", str(out)] + TRAIN,
-              "--backbone cae needs image sides divisible by 4", "50×70", "crop them to 48×68", "pad them to 52×72")
+              "--backbone cae needs image sides divisible by 4", "70×50", "crop them to 68×48", "pad them to 72×52")
     assert not out.exists()
 
 
@@ -221,7 +238,7 @@ def test_deepaugment_data_checks_the_cae_size_before_writing(tmp_path, capsys):
 def test_train_backbone_checks_sizes_before_writing(tmp_path, capsys):
     data = _folder(tmp_path / "odd", [(50, 70)])
     _one_line(capsys, ["train-backbone", "cae", "--data", str(data), "--out", str(tmp_path / "runs"), "--epochs", "1"],
-              "cae needs image sides divisible by 4", "crop them to 48×68 or pad them to 52×72")
+              "cae needs image sides divisible by 4", "crop them to 68×48 or pad them to 72×52")
     assert not (tmp_path / "runs").exists()
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -45,13 +47,27 @@ class BadImageError(ValueError):
         return str(self) if has_option("--skip-bad-images") else self._base()
 
 
+#: The commands' ways out of mixed image sizes, each naming its command's option.
+MIXED_SIZE_WAYS = ("train on them as they are (adaaug train --data-path stream)",
+                   "resize and centre-crop each image to N×N (adaaug eval --image-size N, e.g. 224)",
+                   "resize each image's shorter side to N and keep its centre N×N (adaaug make-c --resize N)")
+
+
 class MixedSizesError(ValueError):
     """Images of different sizes under one folder, which cannot be stacked; ``root`` and ``shapes`` (a few
-    ``H×W×3`` shapes found) let a command name its own way out."""
+    ``H×W×3`` shapes found) let a command name its own way out (:meth:`for_command`)."""
 
-    def __init__(self, root: str | os.PathLike, shapes: list[tuple[int, ...]], hint: str) -> None:
-        self.root, self.shapes = str(root), shapes
+    def __init__(self, root: str | os.PathLike, shapes: list[tuple[int, ...]],
+                 hint: str = "resize them to one size first") -> None:
+        self.root, self.shapes, self.hint = str(root), shapes, hint
         super().__init__(f"images under {root} have different sizes ({self.sizes()}); {hint}")
+
+    def for_command(self, has_option: Callable[[str], bool]) -> str:
+        """The message for a command: with the way out of :data:`MIXED_SIZE_WAYS` whose option the command has."""
+        for way in MIXED_SIZE_WAYS:
+            if has_option(re.search(r"adaaug [a-z-]+ (--[a-z-]+)", way).group(1)):
+                return f"images under {self.root} have different sizes ({self.sizes()}); {self.hint}, or {way}"
+        return str(self)
 
     def sizes(self, k: int = 3) -> str:
         """A few of the sizes found, as ``W×H`` (the way image viewers and PIL give them)."""
@@ -183,8 +199,7 @@ def _decode_folder(root: Path, files: list[Path], labels: list[int], classes: li
         raise ValueError(f"no readable images under {root} ({len(skipped)} unreadable)")
     shapes = {a.shape for a in arrays}
     if len(shapes) != 1:
-        raise MixedSizesError(root, sorted(shapes), "resize them to one size first, or, to train on them, "
-                              "stream them (adaaug train --data-path stream)")
+        raise MixedSizesError(root, sorted(shapes))
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
     return ImageSet(images, torch.tensor(kept, dtype=torch.int64), classes, len(skipped), tuple(skipped)), skipped
 

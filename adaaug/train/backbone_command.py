@@ -138,5 +138,5 @@ def _check_sizes(name: str, data: str) -> None:
     for h, w in sorted(set(sampled_sizes(list_image_folder(data)[0]))):
         if h % multiple or w % multiple:
             m = multiple
-            raise UsageError(f"{name} needs image sides divisible by {m}, but images of --data {data} are {h}×{w}: "
-                             f"crop them to {h // m * m}×{w // m * m} or pad them to {-(-h // m) * m}×{-(-w // m) * m}")
+            raise UsageError(f"{name} needs image sides divisible by {m}, but images of --data {data} are {w}×{h}: "
+                             f"crop them to {w // m * m}×{h // m * m} or pad them to {-(-w // m) * m}×{-(-h // m) * m}")

@@ -134,8 +134,8 @@ def main(args: argparse.Namespace) -> int:
         raise RuntimeError(f"listed {len(files)} files but decoded {len(data)} images under {src}")
     h, w = data.images.shape[-2:]
     if args.backbone == "cae" and (h % 4 or w % 4):
-        raise ValueError(f"--backbone cae needs image sides divisible by 4, but the images under {src} are {h}×{w}: "
-                         f"crop or pad them (e.g. to {h - h % 4}×{w - w % 4}), or pass --backbone edsr (any size)")
+        raise ValueError(f"--backbone cae needs image sides divisible by 4, but the images under {src} are {w}×{h}: "
+                         f"crop or pad them (e.g. to {w - w % 4}×{h - h % 4}), or pass --backbone edsr (any size)")
     weights = None if str(args.weights).lower() == "none" else args.weights
     generator = torch.Generator().manual_seed(args.seed)  # CPU draws: the same distortions on any device
     torch.manual_seed(args.seed)  # only matters for --weights none (a freshly initialised network)

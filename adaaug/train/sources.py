@@ -77,7 +77,7 @@ def center_crop(images: torch.Tensor, size: int | None) -> torch.Tensor:
         return images
     h, w = images.shape[-2:]
     if h < size or w < size:
-        raise ValueError(f"images are {h}×{w}, smaller than the {size}×{size} evaluation centre crop")
+        raise ValueError(f"images are {w}×{h}, smaller than the {size}×{size} evaluation centre crop")
     top, left = (h - size) // 2, (w - size) // 2
     return images[..., top:top + size, left:left + size]
 
@@ -238,9 +238,10 @@ EVAL_SIZES_FIX = "pass --eval-crop N to centre-crop them to one size, or resize 
 
 
 def mixed_sizes_message(sizes: Sequence[tuple[int, int]], where: str, fix: str = TRAIN_SIZES_FIX) -> str:
-    """The error for images of several sizes where one is needed, naming the ways out."""
+    """The error for images of several sizes where one is needed, naming the ways out; ``sizes`` are ``(H, W)``,
+    shown as width×height, the way image viewers and PIL give them (as every command's size messages)."""
     distinct = sorted(set(sizes))
-    shown = ", ".join(f"{h}×{w}" for h, w in distinct[:4]) + (", ..." if len(distinct) > 4 else "")
+    shown = ", ".join(f"{w}×{h}" for h, w in distinct[:4]) + (", ..." if len(distinct) > 4 else "")
     return f"images of {where} have different sizes ({shown}); {fix}"
 
 

@@ -131,13 +131,13 @@ def check_image_sizes(cfg: TrainConfig, sizes: list[tuple[int, int]], path: str)
     multiple = max(backbone_spec(n).multiple_of for n in names)
     for h, w in trained:
         if h % multiple or w % multiple:
-            down, up = (f"{(h // multiple) * multiple}×{(w // multiple) * multiple}",
-                        f"{-(-h // multiple) * multiple}×{-(-w // multiple) * multiple}")
+            down, up = (f"{(w // multiple) * multiple}×{(h // multiple) * multiple}",
+                        f"{-(-w // multiple) * multiple}×{-(-h // multiple) * multiple}")
             raise ConfigError(f"--backbone {cfg.backbone} needs image sides divisible by {multiple}, but the training "
-                              f"images of --data {cfg.data} are {h}×{w}: crop them to {down} or pad them to {up}, "
+                              f"images of --data {cfg.data} are {w}×{h}: crop them to {down} or pad them to {up}, "
                               f"or pick a backbone that takes any size (--backbone edsr)")
         if cfg.line_search and min(h, w) < 11:
-            raise ConfigError(f"the training images of --data {cfg.data} are {h}×{w}, smaller than the 11×11 window "
+            raise ConfigError(f"the training images of --data {cfg.data} are {w}×{h}, smaller than the 11×11 window "
                               f"of the SSIM line search: use larger images or pass --no-line-search")
 
 
@@ -191,7 +191,7 @@ def _evaluation(cfg: TrainConfig, env: D.DistEnv, path: str, classes: list[str],
     _same_classes(data.classes, classes)
     h, w = data.images.shape[-2:]
     if cfg.eval_crop is not None and min(h, w) < cfg.eval_crop:
-        raise ConfigError(f"evaluation images are {h}×{w}, smaller than the {cfg.eval_crop} centre crop; "
+        raise ConfigError(f"evaluation images are {w}×{h}, smaller than the {cfg.eval_crop} centre crop; "
                           f"pass --eval-crop none or store them larger (e.g. resized to 256)")
     return MemoryEval(data, cfg.eval_batch_size, cfg.eval_crop, env)
 
