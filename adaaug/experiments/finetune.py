@@ -46,6 +46,7 @@ import numpy as np
 
 from .. import paper
 from ..corruptions import BENCHMARK
+from ..evaluate.labels import CIFAR10_CLASSES
 from .finetune_config import METHODS, FinetuneConfig  # noqa: F401 (re-exported)
 from .finetune_options import HEADLINE, add_arguments  # noqa: F401 (the command's options)
 from .finetune_report import _machine, paired, report, row_name, save_plot, summarise  # noqa: F401 (paired re-exported)
@@ -176,8 +177,8 @@ def run_one(cfg: FinetuneConfig, method: str, backbone: str | None, seed: int, t
                      ada_steps=cfg.ada_steps, nu=cfg.nu, ada_share=cfg.ada_share, jsd=cfg.jsd,
                      chunk_size=cfg.chunk_size, log=log)
     t0 = time.time()
-    clean = accuracy(model, open_image_set(clean_dir), batch_size=500)
-    c = evaluate_corruptions(model, c_dir, corruptions=list(BENCHMARK), batch_size=500)
+    clean = accuracy(model, open_image_set(clean_dir), classes=train.classes, batch_size=500)
+    c = evaluate_corruptions(model, c_dir, corruptions=list(BENCHMARK), classes=train.classes, batch_size=500)
     record = {"key": key, "row": row_name(method, backbone), "clean_error": 100.0 - clean, "mce": c["mce"],
               "ce": c["ce"], "eval_s": round(time.time() - t0, 1), **stats}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -187,8 +188,30 @@ def run_one(cfg: FinetuneConfig, method: str, backbone: str | None, seed: int, t
     return record
 
 
-def baseline_record(cfg: FinetuneConfig, clean_dir: Path, c_dir: Path) -> dict[str, Any]:
-    """The packaged ResNet-20 itself, not fine-tuned (cached like a run)."""
+def _check_classes(cfg: FinetuneConfig, data_spec: str, dev_spec: str) -> list[str]:
+    """Before any work: the packaged ResNet-20 has CIFAR-10's 10 outputs, so --data must have 10 classes (its
+    sorted class folders take the outputs in order, as CIFAR-10's names do) and --dev those or some of them.
+    Returns --data's classes: the fine-tuned models' outputs, in order."""
+    from ..data.images import class_folders
+
+    def names(spec: str) -> list[str]:
+        return list(CIFAR10_CLASSES) if spec.startswith("cifar10:") else class_folders(spec)
+
+    classes = names(data_spec)
+    if len(classes) != len(CIFAR10_CLASSES):
+        raise ValueError(f"--data {cfg.data} has {len(classes)} classes; finetune starts from the packaged CIFAR-10 "
+                         f"ResNet-20, whose 10 outputs its sorted class folders take in order: pass CIFAR-10's "
+                         f"training images")
+    unknown = sorted(set(names(dev_spec)) - set(classes))
+    if unknown:
+        raise ValueError(f"--dev {cfg.dev} has classes that --data {cfg.data} lacks ({', '.join(unknown[:5])}); "
+                         f"score the models on a set of --data's classes, or a subset of them")
+    return classes
+
+
+def baseline_record(cfg: FinetuneConfig, clean_dir: Path, c_dir: Path, classes: Sequence[str]) -> dict[str, Any]:
+    """The packaged ResNet-20 itself, not fine-tuned (cached like a run); ``classes``: its outputs' names, in
+    order, as --data names them."""
     from ..weights import load_classifier
     from ..evaluate.sets import open_image_set
     from ..evaluate.metrics import accuracy, evaluate_corruptions
@@ -198,8 +221,8 @@ def baseline_record(cfg: FinetuneConfig, clean_dir: Path, c_dir: Path) -> dict[s
     if path.exists() and json.loads(path.read_text()).get("key") == key:
         return json.loads(path.read_text())
     model = load_classifier()
-    clean = accuracy(model, open_image_set(clean_dir), batch_size=500)
-    c = evaluate_corruptions(model, c_dir, corruptions=list(BENCHMARK), batch_size=500)
+    clean = accuracy(model, open_image_set(clean_dir), classes=classes, batch_size=500)
+    c = evaluate_corruptions(model, c_dir, corruptions=list(BENCHMARK), classes=classes, batch_size=500)
     record = {"key": key, "row": "packaged (no fine-tuning)", "clean_error": 100.0 - clean, "mce": c["mce"],
               "ce": c["ce"]}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -248,10 +271,11 @@ def run_grid(cfg: FinetuneConfig, jobs: int = 1, report_only: bool = False,
                      settings=dataclasses.asdict(cfg), overwrite=overwrite, compare=False)  # runs are keyed
     start = time.time()
     out, data_spec, dev_spec = open_out(cfg.out, cfg.data, cfg.dev)
+    classes = _check_classes(cfg, data_spec, dev_spec)
     mini = MiniConfig(data=data_spec, dev=dev_spec, out=str(out), dev_limit=cfg.dev_limit, seed=cfg.dev_seed)
     clean_dir, c_dir, _ = prepare_dev(mini, dev_spec, out)
     if report_only:
-        return _write(cfg, cached_records(cfg), baseline_record(cfg, clean_dir, c_dir), start)
+        return _write(cfg, cached_records(cfg), baseline_record(cfg, clean_dir, c_dir, classes), start)
     # every seed of the single-augmentation rows first, then the ada+augmix rows one backbone at a time
     # (in the order of cfg.backbones), so that a grid cut short has whole rows; costliest first within a pass
     def tier(row: tuple[str, str | None]) -> int:
@@ -270,7 +294,7 @@ def run_grid(cfg: FinetuneConfig, jobs: int = 1, report_only: bool = False,
     else:
         train = load_images(data_spec, train=True)
         records = [run_one(cfg, *j, train, clean_dir, c_dir) for j in bar(order, desc="finetune", unit="run")]
-    return _write(cfg, records, baseline_record(cfg, clean_dir, c_dir), start)
+    return _write(cfg, records, baseline_record(cfg, clean_dir, c_dir, classes), start)
 
 
 def _write(cfg: FinetuneConfig, records: Sequence[dict], packaged: dict, start: float) -> dict[str, Any]:

@@ -218,7 +218,7 @@ def run_method(cfg: MiniConfig, method: str, data_spec: str, out: Path, clean_di
     """Train ``method`` (reusing a finished run with the same settings), then score it; returns its row."""
     import torch
 
-    from ..evaluate.command import load_model
+    from ..evaluate.command import load_model_and_classes
     from ..evaluate.metrics import accuracy, evaluate_corruptions
     from ..train.distributed import resolve_device
     from ..evaluate.sets import open_image_set
@@ -246,9 +246,10 @@ def run_method(cfg: MiniConfig, method: str, data_spec: str, out: Path, clean_di
         if cached.get("c_key") == c_key:
             return cached["row"]
     t0 = time.time()
-    model = load_model(checkpoint=run / "final.safetensors").to(resolve_device(tc.device))
-    clean = accuracy(model, open_image_set(clean_dir), batch_size=500)
-    c = evaluate_corruptions(model, c_dir, corruptions=list(cfg.corruptions), batch_size=500)
+    model, classes = load_model_and_classes(checkpoint=run / "final.safetensors")
+    model = model.to(resolve_device(tc.device))
+    clean = accuracy(model, open_image_set(clean_dir), classes=classes, batch_size=500)
+    c = evaluate_corruptions(model, c_dir, corruptions=list(cfg.corruptions), classes=classes, batch_size=500)
     row = {"method": method, "clean_error": 100.0 - clean, "mce": c["mce"], "ce": c["ce"], "errors": c["errors"],
            "train_wall_s": summary.get("wall_s"), "final_train_acc": summary.get("final_train_acc"),
            "train_images": summary.get("train_images"), "eval_s": round(time.time() - t0, 1)}
@@ -278,8 +279,19 @@ def run(cfg: MiniConfig, overwrite: bool = False) -> dict[str, Any]:
         from ..weights import load_backbone
 
         load_backbone(cfg.backbone, cfg.backbone_weights)
-    train_images = len(load_images(data_spec, train=True))  # decodes once (cached in the adaaug cache directory)
+    train_set = load_images(data_spec, train=True)  # decodes once (cached in the adaaug cache directory)
+    train_images = len(train_set)
     n_train = min(cfg.subset or train_images, train_images)
+    from ..data.images import class_folders
+    from ..evaluate.labels import CIFAR10_CLASSES
+
+    dev_classes = CIFAR10_CLASSES if dev_spec.startswith("cifar10:") else class_folders(dev_spec)
+    unknown = sorted(set(dev_classes) - set(train_set.classes))
+    if unknown:  # before the -C set is made and any model trained: the models could not score them
+        raise ValueError(f"--dev {cfg.dev} has classes that --data {cfg.data} lacks ({', '.join(unknown[:5])}"
+                         f"{', ...' if len(unknown) > 5 else ''}); the models learn --data's classes "
+                         f"({', '.join(train_set.classes[:5])}{', ...' if len(train_set.classes) > 5 else ''}): "
+                         f"score them on a set of the same classes, or a subset of them")
     clean_dir, c_dir, c_key = prepare_dev(cfg, dev_spec, out)
     n_dev = len(np.load(clean_dir / "labels.npy"))
     estimate = estimate_seconds(cfg, n_train, n_dev)

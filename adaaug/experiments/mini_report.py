@@ -89,6 +89,14 @@ def report(results: dict) -> str:
     s = results["settings"]
     paper = ", ".join(f"{m} {v:.2f}" for m, v in results["paper_mce"].items())
     classes = results.get("dev_classes")
+    chosen = list(s.get("corruptions") or BENCHMARK)
+    if set(BENCHMARK) <= set(chosen):
+        corruptions = "CIFAR-10-C's 15 corruptions at its severities 1–5"
+        mce = "mCE is the mean of the 15 corruption errors; mCE − clean is the error the corruptions add."
+    else:
+        corruptions = (f"{len(chosen)} of CIFAR-10-C's corruptions, {', '.join(SHORT.get(c, c) for c in chosen)}, at "
+                       f"its severities 1–5")
+        mce = "mCE needs all 15 benchmark corruptions, so it is left out (–)."
     return "\n".join([
         "# AdA mini-protocol: clean and corruption errors (%)", "",
         f"Data: trained on {data_label(s['data'])}, scored on {data_label(s['dev'])}"
@@ -96,9 +104,8 @@ def report(results: dict) -> str:
         f"ResNet-20 per method, {results['train_images']} training images × {s['epochs']} epochs (batch "
         f"{s['batch_size']}, SGD lr {s['lr']}, weight decay {s['weight_decay']}), AdA: {s['backbone']} "
         f"({s['backbone_weights'] or 'untrained'} weights), ν = {s['nu']}, M = {s['ada_steps']} steps; scored on "
-        f"{results['dev_images']} dev images and their corruptions written by `adaaug make-c` (CIFAR-10-C's 15 "
-        f"corruptions at its severities 1–5), seed {s['seed']}. "
-        "mCE is the mean of the 15 corruption errors; mCE − clean is the error the corruptions add.", "",
+        f"{results['dev_images']} dev images and their corruptions written by `adaaug make-c` ({corruptions}), "
+        f"seed {s['seed']}. {mce}", "",
         markdown_table(results["rows"]), "",
         f"Paper, full scale (pre-activation ResNet-50, 300 epochs, Table 1) CIFAR-10-C mCE: {paper}. "
         "This run is orders of magnitude smaller; compare the rows with each other, not with the paper.",

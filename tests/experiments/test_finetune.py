@@ -113,3 +113,25 @@ def test_bad_settings_are_refused(tmp_path: Path) -> None:
         FinetuneConfig(**base, subset=0).validate()
     assert main(["--data", str(tmp_path / "none.tar.gz"), "--dev", "x", "--out", str(tmp_path / "o")]) == 2
     assert row_name("ada+augmix", "edsr") == "ada (edsr) + augmix" and row_name("nominal", None) == "nominal"
+
+
+def test_sets_with_other_classes_are_refused_before_any_work(tmp_path: Path, capsys) -> None:
+    # the packaged ResNet-20 has 10 outputs: --data needs 10 classes, --dev some of them (checked up front)
+    import re
+    import shutil
+
+    from adaaug.cli import main as cli
+
+    train = _image_folder(tmp_path / "train", per_class=1, seed=0)
+    dev = _image_folder(tmp_path / "dev", per_class=1, seed=1)
+    (dev / "class9").rename(dev / "zebra")
+    small = tmp_path / "small"
+    (small / "a").mkdir(parents=True)
+    shutil.copy(train / "class0" / "0.png", small / "a" / "0.png")
+    for data, dev_set, needle in ((train, dev, r"classes that --data .* lacks \(zebra\)"),
+                                  (small, train, "has 1 classes; finetune starts from the packaged CIFAR-10")):
+        out = tmp_path / f"out-{data.name}"
+        assert cli(["finetune", "--data", str(data), "--dev", str(dev_set), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert re.search(needle, err), err
+        assert not (out / "runs").exists() and not (out / "clean").exists()

@@ -75,6 +75,23 @@ def test_tiny_run_writes_table_and_figure(tmp_path: Path, cifar_train_subset: Pa
     assert json.loads((out / "mini_protocol.json").read_text())["settings"]["epochs"] == 2
 
 
+def test_a_dev_set_with_classes_the_training_set_lacks_is_refused_before_training(
+        tmp_path: Path, cifar_train_subset: Path, cifar_dev_subset: Path, capsys) -> None:
+    # before: the models were trained, then scoring failed with advice about options mini-protocol lacks
+    import shutil
+
+    dev = tmp_path / "dev"
+    shutil.copytree(cifar_dev_subset, dev)
+    (dev / "truck").rename(dev / "zebra")
+    out = tmp_path / "mini"
+    argv = ["mini-protocol", "--data", str(cifar_train_subset), "--dev", str(dev), "--out", str(out),
+            "--subset", "200", "--epochs", "1", "--methods", "nominal", "--dev-limit", "20", "--jobs", "1"]
+    assert cli(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--dev" in err[0] and "lacks (zebra)" in err[0] and "--classes" not in err[0], err
+    assert not (out / "runs").exists() and not (out / "cifar10-c").exists()
+
+
 def test_a_non_empty_folder_that_is_not_a_mini_protocol_run_is_refused(tmp_path: Path, capsys) -> None:
     out = tmp_path / "mine"
     (out / "runs").mkdir(parents=True)  # e.g. a finetune folder, or one written before mini_protocol.json
@@ -92,6 +109,21 @@ def test_table_marks_missing_values() -> None:
     table = _table(markdown_table([row]))
     assert table[0] == COLUMNS
     assert table[2][:5] == ["nominal", "12.35", "–", "–", "50.00"] and table[2][5:] == ["–"] * 14
+
+
+def test_the_report_names_the_corruptions_it_scored() -> None:
+    # before: "CIFAR-10-C's 15 corruptions" whatever --corruptions chose
+    from adaaug.experiments.mini_report import report
+
+    settings = {**MiniConfig(data="train", dev="dev", out="o").__dict__}
+    results = {"settings": settings, "train_images": 10, "dev_images": 20, "dev_classes": 10, "paper_mce": {},
+               "rows": [{"method": "nominal", "clean_error": 10.0, "mce": None, "ce": {"fog": 30.0}}]}
+    settings["corruptions"] = ["gaussian_noise", "fog"]
+    text = report(results)
+    assert "2 of CIFAR-10-C's corruptions, Gauss, Fog, at its severities 1–5" in text and "15 corruptions" not in text
+    assert "mCE needs all 15 benchmark corruptions" in text
+    settings["corruptions"] = list(BENCHMARK)
+    assert "CIFAR-10-C's 15 corruptions at its severities 1–5" in report(results)
 
 
 def test_bad_settings_are_refused(tmp_path: Path) -> None:
