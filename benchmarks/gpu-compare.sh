@@ -31,6 +31,8 @@ case " $* " in *" --backbone-weights "*) ;; *)
     args+=(--backbone-weights "${weights[0]}")
     echo "note: AdA's corruption network takes the weights of ${weights[0]} (device-prepare.sh put it there)"
   fi;; esac
+case " $* " in *" --data "*) ;; *) args+=(--data .device/data/cifar10-jpeg-train.tar.gz);; esac  # device-prepare.sh
+case " $* " in *" --dev "*) ;; *) args+=(--dev .device/data/cifar10-jpeg-test-dev.tar.gz);; esac   # put them there
 WORK=${ADAAUG_WORK:-${TMPDIR:-/tmp}/adaaug-gpu-compare}
 exec timeout --signal=INT --kill-after="${ADAAUG_KILL_AFTER_S:-20}" "${ADAAUG_STOP_AFTER_S:-540}" \
   "$PY" -m adaaug gpu-compare --out "$RESULTS" --overwrite --work "$WORK" --no-progress "${args[@]}"

@@ -340,9 +340,9 @@ def run(cfg: CompareConfig, overwrite: bool = False) -> dict[str, Any]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     opt = lambda t: 0 if t == "all" else int(t)  # noqa: E731
-    p.add_argument("--data", default=".device/data/cifar10-jpeg-train.tar.gz",
-                   help="training set: ImageFolder dir, cifar10:<root> or .tar.gz of an ImageFolder tree")
-    p.add_argument("--dev", default=".device/data/cifar10-jpeg-test-dev.tar.gz", help="dev set (same forms)")
+    p.add_argument("--data", required=True,
+                   help="CIFAR-10 training set: ImageFolder dir, cifar10:<root> or .tar.gz of an ImageFolder tree")
+    p.add_argument("--dev", required=True, help="CIFAR-10 test images to score, clean and corrupted (same forms)")
     p.add_argument("--out", default="benchmarks/results", help="directory for compare-*.json and .md")
     p.add_argument("--work", default="runs/gpu-compare", help="scratch directory (extracted data, the -C set)")
     p.add_argument("--size", choices=tuple(SIZES), default="full", help="full (one GPU) or tiny (CPU rehearsal)")

@@ -161,8 +161,8 @@ def _aligned_copy(spec: str, full: ImageSet, cfg: TrainConfig) -> ImageSet:
         first = next((i for i, (a, b) in enumerate(zip(*names)) if a != b), None)
         if first is not None:
             raise ConfigError(f"--deepaugment-data {spec} is not aligned with --data {cfg.data}: image {first} is "
-                              f"{names[0][first]} there but {names[1][first]} here; write it from the same training "
-                              f"set with `adaaug deepaugment-data`")
+                              f"{names[0][first]} in --data but {names[1][first]} in the copy; write the copy from the "
+                              f"same training set with `adaaug deepaugment-data`")
     copy = load_images(spec, skip_bad=cfg.skip_bad_images)
     same_labels = len(copy) == len(full) and torch.equal(copy.labels, full.labels)
     if not same_labels or copy.images.shape[1:] != full.images.shape[1:]:

@@ -127,7 +127,8 @@ def test_backbone_weights_reach_adversarial_augment(tmp_path):
     path = tmp_path / "unet-mine.safetensors"
     save_file(saved, str(path))
     args = cli.command_parser("gpu-compare").parse_args(
-        ["--size", "tiny", "--backbone", "unet", "--backbone-weights", str(path), "--deadline", "1e10"])
+        ["--data", "TRAIN", "--dev", "DEV", "--size", "tiny", "--backbone", "unet", "--backbone-weights", str(path),
+         "--deadline", "1e10"])
     cfg = config_from_args(args).resolved()
     assert cfg.backbone_weights == str(path) and cfg.deadline == 1e10
     runner = _Runner(cfg, None, None, 10, torch.device("cpu"))

@@ -309,8 +309,8 @@ def test_a_deepaugment_copy_of_other_images_is_refused(cifar_train_subset, tmp_p
     for f in sorted((copy / "cat").iterdir()):
         f.rename(f.with_name("other_" + f.name))
     out = tmp_path / "run"
-    with pytest.raises(ConfigError, match=r"not aligned with --data .*: image \d+ is cat/cat_0000 there but "
-                                          r"cat/other_cat_0000 here"):
+    with pytest.raises(ConfigError, match=r"not aligned with --data .*: image \d+ is cat/cat_0000 in --data but "
+                                          r"cat/other_cat_0000 in the copy"):
         train(tiny(cifar_train_subset, out, method="deepaugment", deepaugment_data=str(copy)))
     assert not (out / "checkpoint.pt").exists()
 
