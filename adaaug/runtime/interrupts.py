@@ -126,8 +126,16 @@ def leave_interrupts_to_main(*_: Any) -> None:
 
 def _worker_start(initializer: Callable[..., Any] | None, initargs: tuple) -> None:
     """Pool worker start: Ctrl-C in a terminal reaches the whole process group; the main process handles it
-    (it stops the workers), so a worker ignores SIGINT instead of printing its own traceback."""
+    (it stops the workers), so a worker ignores SIGINT instead of printing its own traceback.
+
+    A worker's progress bars lock with a thread lock: tqdm's default also takes a multiprocessing semaphore,
+    which a worker terminated on an interrupt never releases, and Python's resource tracker then warns of
+    "leaked semaphore objects" after the command's last line.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
     if initializer is not None:
         initializer(*initargs)
 

@@ -111,6 +111,39 @@ def test_process_pool_stops_its_workers_when_interrupted():
     assert workers and all(not p.is_alive() for p in workers)
 
 
+_POOL_WITH_BARS = """
+import os, signal, sys, time
+from adaaug.runtime.interrupts import process_pool, terminate_as_interrupt
+
+def work(n):
+    from tqdm import tqdm
+    for _ in tqdm(range(n), file=sys.stderr, mininterval=0.5):
+        time.sleep(0.05)
+
+if __name__ == "__main__":
+    try:
+        with terminate_as_interrupt(), process_pool(2) as pool:
+            futures = [pool.submit(work, 400) for _ in range(2)]
+            while not all(f.running() for f in futures):
+                time.sleep(0.05)
+            time.sleep(1.0)  # the workers' bars are drawing
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(30)
+    except KeyboardInterrupt:
+        print("the one line", file=sys.stderr)
+"""
+
+
+def test_workers_stopped_mid_progress_bar_leave_no_resource_warning(tmp_path):
+    # mini-protocol --jobs 2: the workers' tqdm bars held a multiprocessing semaphore; terminated, they never
+    # released it and Python's resource tracker warned of "leaked semaphore objects" after the command's last line
+    script = tmp_path / "pool_with_bars.py"
+    script.write_text(_POOL_WITH_BARS)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    err = done.stderr.replace("\r", "\n")
+    assert "the one line" in err and "leaked" not in err and "Traceback" not in err, err
+
+
 # ---- make-c --------------------------------------------------------------------------------------
 def test_make_c_sigterm_with_workers_leaves_nothing(make_image_folder, tmp_path):
     src = make_image_folder(tmp_path / "src", 3, seed=0, suffix=".png")
