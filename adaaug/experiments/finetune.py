@@ -192,17 +192,14 @@ def _check_classes(cfg: FinetuneConfig, data_spec: str, dev_spec: str) -> list[s
     """Before any work: the packaged ResNet-20 has CIFAR-10's 10 outputs, so --data must have 10 classes (its
     sorted class folders take the outputs in order, as CIFAR-10's names do) and --dev those or some of them.
     Returns --data's classes: the fine-tuned models' outputs, in order."""
-    from ..data.images import class_folders
+    from .mini import class_names
 
-    def names(spec: str) -> list[str]:
-        return list(CIFAR10_CLASSES) if spec.startswith("cifar10:") else class_folders(spec)
-
-    classes = names(data_spec)
+    classes = class_names(data_spec)
     if len(classes) != len(CIFAR10_CLASSES):
         raise ValueError(f"--data {cfg.data} has {len(classes)} classes; finetune starts from the packaged CIFAR-10 "
                          f"ResNet-20, whose 10 outputs its sorted class folders take in order: pass CIFAR-10's "
                          f"training images")
-    unknown = sorted(set(names(dev_spec)) - set(classes))
+    unknown = sorted(set(class_names(dev_spec)) - set(classes))
     if unknown:
         raise ValueError(f"--dev {cfg.dev} has classes that --data {cfg.data} lacks ({', '.join(unknown[:5])}); "
                          f"score the models on a set of --data's classes, or a subset of them")

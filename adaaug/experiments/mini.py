@@ -169,6 +169,15 @@ def estimate_seconds(cfg: MiniConfig, train_images: int, dev_images: int) -> flo
 
 
 # ---- data ---------------------------------------------------------------------------------------
+def class_names(spec: str) -> list[str]:
+    """The class names of a data spec (an extracted one), without decoding it: CIFAR-10's for ``cifar10:<root>``,
+    else the ImageFolder tree's class folders."""
+    from ..data.images import class_folders
+    from ..evaluate.labels import CIFAR10_CLASSES
+
+    return list(CIFAR10_CLASSES) if spec.startswith("cifar10:") else class_folders(spec)
+
+
 def open_out(out: str | Path, data: str, dev: str) -> tuple[Path, str, str]:
     """``OUT`` (created) and the training and dev specs, resolved by :func:`resolve_spec` under ``OUT/data``."""
     out = Path(out)
@@ -282,11 +291,7 @@ def run(cfg: MiniConfig, overwrite: bool = False) -> dict[str, Any]:
     train_set = load_images(data_spec, train=True)  # decodes once (cached in the adaaug cache directory)
     train_images = len(train_set)
     n_train = min(cfg.subset or train_images, train_images)
-    from ..data.images import class_folders
-    from ..evaluate.labels import CIFAR10_CLASSES
-
-    dev_classes = CIFAR10_CLASSES if dev_spec.startswith("cifar10:") else class_folders(dev_spec)
-    unknown = sorted(set(dev_classes) - set(train_set.classes))
+    unknown = sorted(set(class_names(dev_spec)) - set(train_set.classes))
     if unknown:  # before the -C set is made and any model trained: the models could not score them
         raise ValueError(f"--dev {cfg.dev} has classes that --data {cfg.data} lacks ({', '.join(unknown[:5])}"
                          f"{', ...' if len(unknown) > 5 else ''}); the models learn --data's classes "
