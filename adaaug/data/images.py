@@ -142,12 +142,14 @@ def image_files(folder: str | os.PathLike) -> list[Path]:
     return [f for _, files in sorted(found, key=lambda entry: entry[0]) for f in files]
 
 
-def list_image_folder(root: str | os.PathLike) -> tuple[list[Path], list[int], list[str]]:
+def list_image_folder(root: str | os.PathLike, *,
+                      allow_empty: bool = False) -> tuple[list[Path], list[int], list[str]]:
     """``(files, labels, classes)`` of an ImageFolder tree: :func:`class_folders` and, within each,
     :func:`image_files`; labels index ``classes``.
 
     Raises ``FileNotFoundError`` when ``root`` is not a directory and ``ValueError`` when it has no class
-    sub-directories, no image files, or a class folder without image files (as torchvision's ImageFolder).
+    sub-directories, no image files, or (unless ``allow_empty``, as torchvision's ImageFolder) a class folder
+    without image files.
     """
     root = Path(root)
     if not root.is_dir():
@@ -164,7 +166,7 @@ def list_image_folder(root: str | os.PathLike) -> tuple[list[Path], list[int], l
         raise ValueError(f"no images found under {root} (expected {', '.join(sorted(IMAGE_SUFFIXES))} files "
                          f"in <root>/<class>/)")
     present = set(labels)
-    empty = [c for i, c in enumerate(classes) if i not in present]
+    empty = [] if allow_empty else [c for i, c in enumerate(classes) if i not in present]
     if empty:  # a class no image has: the model would get an output that never trains (ImageFolder refuses too)
         shown = ", ".join(empty[:5]) + (f", ... ({len(empty)} folders)" if len(empty) > 5 else "")
         raise ValueError(f"{root} has class folders with no image files in them ({shown}); each would still be "

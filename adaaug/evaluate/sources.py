@@ -12,7 +12,7 @@ from typing import Iterator, Protocol, Sequence
 import numpy as np
 import torch
 
-from ..data.images import class_folders, image_files
+from ..data.images import list_image_folder
 from .c_checks import image_file_size, size_mismatch
 
 
@@ -107,21 +107,10 @@ class FolderSource:
     def __init__(self, root: str | os.PathLike, size: int | None = None,
                  expect: tuple[int, int] | None = None) -> None:
         root = Path(root)
-        if not root.is_dir():
-            raise FileNotFoundError(f"image directory {root} does not exist")
-        names = class_folders(root)
-        if not names:
-            raise ValueError(f"{root} has no class sub-directories; expected <root>/<class>/<image>")
+        # an evaluation set may keep a class folder with no images: its labels are matched to the model by name
+        self.files, labels, names = list_image_folder(root, allow_empty=True)
         numeric = all(n.isdigit() for n in names)
-        self.files: list[Path] = []
-        labels = []
-        for i, name in enumerate(names):
-            found = image_files(root / name)
-            self.files += found
-            labels += [int(name) if numeric else i] * len(found)
-        if not self.files:
-            raise ValueError(f"no images found under {root}")
-        self.labels = np.asarray(labels, dtype=np.int64)
+        self.labels = np.asarray([int(names[i]) for i in labels] if numeric else labels, dtype=np.int64)
         self.classes = None if numeric else names
         self.numeric, self.size, self.root, self.expect = numeric, size, root, expect
 
